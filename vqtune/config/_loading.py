@@ -1,0 +1,120 @@
+"""YAML (always safe-loaded) -> validated config, ``--set key=value`` overrides, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Type, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from vqtune.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> dict:
+    """Safe-load a YAML mapping; an empty file is an empty mapping."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__}); pass a YAML file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: malformed YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], schema: Type[BaseModel]) -> dict:
+    """Return a copy of ``data`` with each ``dotted.key=value`` set; values are parsed as YAML scalars."""
+    result = _deep_copy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.codebook_size=256")
+        _check_path(key, schema)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML") from None
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def validate(schema: Type[M], data: Mapping[str, Any], source: str) -> M:
+    """Validate ``data`` against ``schema``; errors become one-line ``ConfigError``s naming the key."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, schema)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str, schema: Type[BaseModel]) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    location = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key; valid keys here: {', '.join(_allowed_keys(schema, first['loc'][:-1]))}"
+    elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], (dict, list)):
+        message = f"{message} (got {first['input']!r})"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    where = f"{source}: {location}: " if location else f"{source}: "
+    return f"{where}{message}{more}"
+
+
+
+def _allowed_keys(schema: Type[BaseModel], loc: tuple) -> list[str]:
+    model: Optional[Type[BaseModel]] = schema
+    for part in loc:
+        model = _sub_model(model, str(part))
+        if model is None:
+            return []
+    return sorted(model.model_fields)
+
+
+def _sub_model(model: Optional[Type[BaseModel]], name: str) -> Optional[Type[BaseModel]]:
+    if model is None or name not in model.model_fields:
+        return None
+    annotation = model.model_fields[name].annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _check_path(key: str, schema: Type[BaseModel]) -> None:
+    model: Optional[Type[BaseModel]] = schema
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if model is None or part not in model.model_fields:
+            parent = ".".join(parts[:depth]) or "the top level"
+            valid = ", ".join(sorted(model.model_fields)) if model is not None else "none (not a section)"
+            raise ConfigError(f"--set {key}: unknown key {part!r} in {parent}; valid keys: {valid}")
+        if depth < len(parts) - 1:
+            model = _sub_model(model, part)
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}

@@ -1,0 +1,133 @@
+"""The schema of one training run: the single source of every default and allowed range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Tuple, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where images come from and how they become ``uint8 (N, C, H, W)`` tensors."""
+
+    source: Literal["skimage-photos", "folder", "fashion-mnist"] = Field(
+        "skimage-photos",
+        description="skimage-photos: crops of the photographs bundled with scikit-image (works offline); "
+        "folder: any directory tree of JPEG/PNG/WebP/BMP; fashion-mnist: the IDX files.",
+    )
+    path: Optional[Path] = Field(
+        None,
+        description="folder: the image directory (required). fashion-mnist: the IDX directory "
+        "(default: $VQTUNE_FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist).",
+    )
+    resolution: Union[int, Tuple[int, int]] = Field(
+        32, description="Side of the square training images, or [height, width]."
+    )
+    crop: Literal["center", "random"] = Field(
+        "random", description="center: one crop per image; random: crops_per_image random crops per image."
+    )
+    crops_per_image: int = Field(128, ge=1, description="Random crops taken from each image.")
+    resize: Optional[int] = Field(
+        None,
+        ge=8,
+        description="Resize each image so its short side has this many pixels before cropping "
+        "(default: none for random crops, the crop size for center crops).",
+    )
+    channels: Optional[Literal[1, 3]] = Field(
+        None, description="1 (grey) or 3 (RGB); default: 1 for fashion-mnist, 3 otherwise."
+    )
+    val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of images held out for validation.")
+    split_seed: int = Field(0, description="Seed of the deterministic train/val split and of the crops.")
+    max_images: Optional[int] = Field(
+        None, ge=2, description="Use at most this many images (train and val together)."
+    )
+    cache_dir: Optional[Path] = Field(
+        None, description="Decoded-data cache of the folder source (default: $VQTUNE_CACHE_DIR or ~/.cache/vqtune)."
+    )
+
+    @field_validator("resolution")
+    @classmethod
+    def _positive_resolution(cls, value):
+        sides = (value, value) if isinstance(value, int) else value
+        if min(sides) < 4:
+            raise ValueError("each side must be at least 4 pixels")
+        return value
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """``(height, width)`` of the training images."""
+        r = self.resolution
+        return (r, r) if isinstance(r, int) else (int(r[0]), int(r[1]))
+
+
+class ModelConfig(_Section):
+    """Encoder / decoder widths, latent grid and codebook (van den Oord et al. 2017)."""
+
+    hidden: int = Field(128, ge=4, description="Channels of the convolutional trunk.")
+    residual_hidden: int = Field(32, ge=1, description="Channels inside each residual block.")
+    residual_blocks: int = Field(2, ge=0, le=16, description="Residual blocks in encoder and decoder.")
+    downsample: int = Field(2, ge=1, le=4, description="Strided halvings: the latent grid is H/2^d x W/2^d.")
+    embedding_dim: int = Field(64, ge=1, description="D: size of each code vector.")
+    codebook_size: int = Field(512, ge=2, description="K: number of code vectors.")
+
+
+class QuantizerConfig(_Section):
+    """Vector quantizer training rule."""
+
+    beta: float = Field(0.25, gt=0.0, le=10.0, description="Commitment cost (paper: 0.25, robust 0.1-2.0).")
+    ema: bool = Field(True, description="Update the codebook by exponential moving averages instead of its loss.")
+    decay: float = Field(0.99, ge=0.0, lt=1.0, description="EMA decay gamma.")
+    eps: float = Field(1e-5, gt=0.0, description="Laplace smoothing of the EMA cluster sizes.")
+    dead_code_steps: int = Field(
+        200, ge=0, description="Re-seed codes unused for this many training steps (0: never)."
+    )
+    kmeans_init: bool = Field(False, description="Initialise the codebook by k-means on the first batch.")
+
+
+class OptimConfig(_Section):
+    """Adam on the reconstruction + quantizer loss."""
+
+    lr: float = Field(3e-4, gt=0.0, le=1.0, description="Adam learning rate.")
+    batch_size: int = Field(64, ge=1, description="Images per training step.")
+    epochs: int = Field(10, ge=1, description="Passes over the training split.")
+    weight_decay: float = Field(0.0, ge=0.0, description="Adam weight decay.")
+    grad_clip: Optional[float] = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
+
+
+class TrainConfig(_Section):
+    """One VQ-VAE training run: ``vqtune train CONFIG.yaml`` and every search trial."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    quantizer: QuantizerConfig = Field(default_factory=QuantizerConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    seed: int = Field(0, description="Seed of weights, batch order and codebook restarts.")
+    device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda or cuda:N.")
+    run_dir: Path = Field(
+        Path("runs/vqvae"),
+        description="Where the run is written; an existing non-empty directory gets a numbered sibling.",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        head, _, index = value.partition(":")
+        if head not in ("auto", "cpu", "cuda") or (index and (head != "cuda" or not index.isdigit())):
+            raise ValueError("expected auto, cpu, cuda or cuda:N")
+        return value
+
+    @model_validator(mode="after")
+    def _grid_fits_resolution(self) -> "TrainConfig":
+        factor = 2**self.model.downsample
+        height, width = self.data.size
+        if height % factor or width % factor:
+            raise ValueError(
+                f"data.resolution {height}x{width} is not divisible by 2^model.downsample = {factor}; "
+                f"use a multiple of {factor} or a smaller model.downsample"
+            )
+        return self

@@ -1,0 +1,15 @@
+"""Models: the vector quantizer and the VQ-VAE. Imports neither Ray nor Optuna."""
+
+from vqtune.models.quantizer import CodeUsage, QuantizerOutput, VectorQuantizer, perplexity_of
+from vqtune.models.vqvae import VQVAE, Decoder, Encoder, VQVAEOutput
+
+__all__ = [
+    "CodeUsage",
+    "Decoder",
+    "Encoder",
+    "QuantizerOutput",
+    "VQVAE",
+    "VQVAEOutput",
+    "VectorQuantizer",
+    "perplexity_of",
+]

@@ -1,0 +1,50 @@
+"""From config to model and device, and back from a checkpoint to a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vqtune.config import TrainConfig, validate
+from vqtune.errors import ConfigError
+from vqtune.models import VQVAE
+from vqtune.train._checkpoint import load_checkpoint
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when visible, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name} requested but no CUDA device is visible; use device: auto or cpu")
+    return device
+
+
+def build_model(config: TrainConfig, in_channels: int) -> VQVAE:
+    m, q = config.model, config.quantizer
+    return VQVAE(
+        in_channels=in_channels,
+        hidden=m.hidden,
+        residual_hidden=m.residual_hidden,
+        residual_blocks=m.residual_blocks,
+        downsample=m.downsample,
+        embedding_dim=m.embedding_dim,
+        codebook_size=m.codebook_size,
+        beta=q.beta,
+        ema=q.ema,
+        decay=q.decay,
+        eps=q.eps,
+        dead_code_steps=q.dead_code_steps,
+        kmeans_init=q.kmeans_init,
+    )
+
+
+def load_vqvae(path: Path, device: str | torch.device = "cpu") -> tuple[VQVAE, TrainConfig]:
+    """The trained model in a checkpoint (eval mode) and the config it was trained with."""
+    state = load_checkpoint(path, map_location=device)
+    config = validate(TrainConfig, state["config"], f"{path} (config)")
+    model = build_model(config, in_channels=int(state["in_channels"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), config

@@ -1,0 +1,57 @@
+"""The reporter of ``vqtune train``: a rich progress bar per epoch and one line of metrics after it."""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vqtune.train._reporter import Reporter, RunInfo
+
+
+class ProgressReporter(Reporter):
+    """Use as a context manager around :func:`fit_vqvae` so the bar is cleaned up on errors too."""
+
+    def __init__(self, console: Optional[Console] = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task = None
+        self.epochs = 0
+
+    def __enter__(self) -> "ProgressReporter":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def on_start(self, info: RunInfo) -> None:
+        self.epochs = info.epochs
+        self.console.print(
+            f"[bold]vqtune train[/] -> {info.run_dir}  ({info.device}, {info.parameters / 1e6:.2f}M parameters)\n"
+            f"  data: {info.data}"
+        )
+        self.task = self.progress.add_task("train", total=info.steps_per_epoch, epoch=info.start_epoch,
+                                           epochs=info.epochs)
+
+    def on_step(self, epoch: int, step: int) -> None:
+        self.progress.update(self.task, completed=step, epoch=epoch)
+
+    def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        m = metrics
+        self.console.print(
+            f"epoch {epoch:>3}/{self.epochs}  train mse {m['train_recon_mse']:.5f}  val mse {m['val_recon_mse']:.5f}"
+            f"  nmse {m['val_nmse']:.4f}  psnr {m['val_psnr']:.2f} dB  perplexity {m['val_perplexity']:.1f}"
+            f"  usage {m['val_usage']:.0%}  {m['train_images_per_s']:.0f} img/s  {m['epoch_seconds']:.1f} s"
+        )
+        self.progress.reset(self.task, epoch=epoch + 1)
+        return False
