@@ -36,15 +36,16 @@ class DataConfig(_Section):
         None,
         ge=8,
         description="Resize each image so its short side has this many pixels before cropping "
-        "(default: none for random crops, the crop size for center crops).",
+        "(default: none for random crops; for center crops, just enough to cover the crop).",
     )
     channels: Optional[Literal[1, 3]] = Field(
         None, description="1 (grey) or 3 (RGB); default: 1 for fashion-mnist, 3 otherwise."
     )
-    val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of images held out for validation.")
+    val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of source images (photos or files) held out for validation; "
+                                "fashion-mnist uses its official test split instead.")
     split_seed: int = Field(0, description="Seed of the deterministic train/val split and of the crops.")
     max_images: Optional[int] = Field(
-        None, ge=2, description="Use at most this many images (train and val together)."
+        None, ge=2, description="Keep at most this many training images (crops), train and val together."
     )
     cache_dir: Optional[Path] = Field(
         None, description="Decoded-data cache of the folder source (default: $VQTUNE_CACHE_DIR or ~/.cache/vqtune)."
@@ -84,7 +85,7 @@ class QuantizerConfig(_Section):
     decay: float = Field(0.99, ge=0.0, lt=1.0, description="EMA decay gamma.")
     eps: float = Field(1e-5, gt=0.0, description="Laplace smoothing of the EMA cluster sizes.")
     dead_code_steps: int = Field(
-        200, ge=0, description="Re-seed codes unused for this many training steps (0: never)."
+        50, ge=0, description="Re-seed codes unused for this many training steps (0: never)."
     )
     kmeans_init: bool = Field(False, description="Initialise the codebook by k-means on the first batch.")
 

@@ -53,5 +53,5 @@ class ProgressReporter(Reporter):
             f"  nmse {m['val_nmse']:.4f}  psnr {m['val_psnr']:.2f} dB  perplexity {m['val_perplexity']:.1f}"
             f"  usage {m['val_usage']:.0%}  {m['train_images_per_s']:.0f} img/s  {m['epoch_seconds']:.1f} s"
         )
-        self.progress.reset(self.task, epoch=epoch + 1)
+        self.progress.reset(self.task, epoch=min(epoch + 1, self.epochs), epochs=self.epochs)
         return False

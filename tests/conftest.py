@@ -1,0 +1,19 @@
+import pytest
+
+from vqtune.config import TrainConfig
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> TrainConfig:
+    """A run on real photo crops (scikit-image) with a model small enough to train in about a second."""
+    return TrainConfig.model_validate(
+        {
+            "data": {"source": "skimage-photos", "resolution": 16, "crops_per_image": 96},
+            "model": {"hidden": 16, "residual_hidden": 8, "residual_blocks": 1, "downsample": 2,
+                      "embedding_dim": 8, "codebook_size": 32},
+            "quantizer": {"dead_code_steps": 20},
+            "optim": {"lr": 3e-3, "batch_size": 16, "epochs": 2},
+            "device": "cpu",
+            "run_dir": str(tmp_path / "run"),
+        }
+    )

@@ -1,0 +1,86 @@
+"""Deterministic randomness of the data: per-image crop generators, the train/val split, the max_images cap.
+
+Everything is keyed by ``(split_seed, image name)`` rather than by position, so the result does not depend
+on file order or thread scheduling, and adding one image to a folder moves few others across the split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from vqtune.errors import DataError
+
+log = logging.getLogger("vqtune.data")
+
+
+def _hash(seed: int, purpose: str, key: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{purpose}/{key}".encode()).digest()[:8], "big")
+
+
+def crop_rng(seed: int, key: str) -> np.random.Generator:
+    """The generator of the random crops of the image named ``key``."""
+    return np.random.default_rng(_hash(seed, "crops", key))
+
+
+def _n_val(n: int, val_fraction: float) -> int:
+    return min(max(1, round(n * val_fraction)), n - 1)
+
+
+def split_images(
+    groups: Sequence[Tuple[str, np.ndarray]],
+    val_fraction: float,
+    seed: int,
+    max_images: Optional[int],
+    where: str,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Split images between train and val so that the crops of one source image stay on one side.
+
+    Args:
+        groups: ``(name, crops)`` per source image, crops ``uint8 (K_i, C, H, W)``.
+        where: the source, for messages.
+
+    Returns:
+        ``train (N, C, H, W)`` and ``val (M, C, H, W)``, with ``N + M <= max_images``.
+    """
+    if len(groups) == 1:
+        name, crops = groups[0]
+        if len(crops) < 2:
+            raise DataError(
+                f"{where}: a single image with a single crop cannot be split into train and val; "
+                "add images or set data.crop=random"
+            )
+        log.warning(
+            "%s: only one image (%s); its %d crops are split between train and val, which then overlap in space",
+            where, name, len(crops),
+        )  # fmt: skip
+        order = np.random.default_rng(_hash(seed, "split", name)).permutation(len(crops))
+        n_val = _n_val(len(crops), val_fraction)
+        train, val = crops[np.sort(order[n_val:])], crops[np.sort(order[:n_val])]
+    else:
+        ranked = sorted(range(len(groups)), key=lambda i: _hash(seed, "split", groups[i][0]))
+        held_out = set(ranked[: _n_val(len(groups), val_fraction)])
+        train = np.concatenate([crops for i, (_, crops) in enumerate(groups) if i not in held_out])
+        val = np.concatenate([crops for i, (_, crops) in enumerate(groups) if i in held_out])
+    return cap_images(train, val, max_images, seed)
+
+
+def cap_images(
+    train: np.ndarray, val: np.ndarray, max_images: Optional[int], seed: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Keep at most ``max_images`` of ``train (N, ...)`` and ``val (M, ...)`` together, in their proportion."""
+    total = len(train) + len(val)
+    if max_images is None or total <= max_images:
+        return train, val
+    # Proportional, but at least one image on each side and no more than either side holds.
+    low, high = max(1, max_images - len(train)), min(len(val), max_images - 1)
+    n_val = int(np.clip(round(max_images * len(val) / total), low, high))
+    rng = np.random.default_rng(_hash(seed, "cap", ""))
+
+    def keep(images: np.ndarray, n: int) -> np.ndarray:
+        return images[np.sort(rng.choice(len(images), n, replace=False))]
+
+    return keep(train, max_images - n_val), keep(val, n_val)
