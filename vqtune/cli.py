@@ -43,7 +43,20 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue a run from its last checkpoint (its config.yaml, plus any --set)")
     train.set_defaults(func=_train)
+
+    show = commands.add_parser("config", help="print a training config, resolved and commented, as YAML")
+    show.add_argument("config", nargs="?", type=Path, help="training config YAML (default: built-in defaults)")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config key (repeatable)")
+    show.set_defaults(func=_config)
     return parser
+
+
+def _config(args: argparse.Namespace) -> int:
+    from vqtune.config import describe, load_train_config
+
+    print(describe(load_train_config(args.config, args.overrides)), end="")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Iterable, Optional
 
+from vqtune.config._describe import describe
 from vqtune.config._loading import apply_overrides, read_yaml, validate
 from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, QuantizerConfig, TrainConfig
 
@@ -13,6 +14,7 @@ __all__ = [
     "QuantizerConfig",
     "TrainConfig",
     "apply_overrides",
+    "describe",
     "load_train_config",
     "read_yaml",
     "validate",

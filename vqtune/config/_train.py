@@ -59,6 +59,12 @@ class DataConfig(_Section):
             raise ValueError("each side must be at least 4 pixels")
         return value
 
+    @model_validator(mode="after")
+    def _folder_needs_path(self) -> "DataConfig":
+        if self.source == "folder" and self.path is None:
+            raise ValueError("data.path is required when data.source is folder; set it to a directory of images")
+        return self
+
     @property
     def size(self) -> Tuple[int, int]:
         """``(height, width)`` of the training images."""

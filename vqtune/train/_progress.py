@@ -28,7 +28,6 @@ class ProgressReporter(Reporter):
         self.epochs = 0
 
     def __enter__(self) -> "ProgressReporter":
-        self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -38,8 +37,10 @@ class ProgressReporter(Reporter):
         self.epochs = info.epochs
         self.console.print(
             f"[bold]vqtune train[/] -> {info.run_dir}  ({info.device}, {info.parameters / 1e6:.2f}M parameters)\n"
-            f"  data: {info.data}"
+            f"  data: {info.data}",
+            soft_wrap=True,
         )
+        self.progress.start()  # only now: an error while loading data leaves the terminal untouched
         self.task = self.progress.add_task("train", total=info.steps_per_epoch, epoch=info.start_epoch,
                                            epochs=info.epochs)
 
@@ -49,9 +50,10 @@ class ProgressReporter(Reporter):
     def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
         m = metrics
         self.console.print(
-            f"epoch {epoch:>3}/{self.epochs}  train mse {m['train_recon_mse']:.5f}  val mse {m['val_recon_mse']:.5f}"
-            f"  nmse {m['val_nmse']:.4f}  psnr {m['val_psnr']:.2f} dB  perplexity {m['val_perplexity']:.1f}"
-            f"  usage {m['val_usage']:.0%}  {m['train_images_per_s']:.0f} img/s  {m['epoch_seconds']:.1f} s"
+            f"epoch {epoch:>3}/{self.epochs}  mse {m['train_recon_mse']:.5f} train {m['val_recon_mse']:.5f} val"
+            f"  psnr {m['val_psnr']:5.2f} dB  perplexity {m['val_perplexity']:6.1f} ({m['val_usage']:.0%} used)"
+            f"  {m['train_images_per_s']:.0f} img/s",
+            soft_wrap=True,
         )
         self.progress.reset(self.task, epoch=min(epoch + 1, self.epochs), epochs=self.epochs)
         return False
