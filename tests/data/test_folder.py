@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from tests.data.conftest import photo
-from vqtune.config import DataConfig
+from vqtune.config import DataConfig, validate
 from vqtune.data import load_images
-from vqtune.errors import DataError
+from vqtune.errors import ConfigError, DataError
 
 
 def folder(root: Path, tmp_path: Path, **settings) -> DataConfig:
@@ -133,8 +133,8 @@ def test_decompression_bomb_is_an_error_naming_the_file(tmp_path, monkeypatch, l
 
 
 def test_missing_path_is_named(tmp_path):
-    with pytest.raises(DataError, match="data.path"):
-        load_images(DataConfig(source="folder", cache_dir=tmp_path))
+    with pytest.raises(ConfigError, match="data.path is required when data.source is folder"):
+        validate(DataConfig, {"source": "folder"}, "run.yaml")
     with pytest.raises(DataError, match=str(tmp_path / "nowhere")):
         load_images(folder(tmp_path / "nowhere", tmp_path))
 

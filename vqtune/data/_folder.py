@@ -90,8 +90,6 @@ def load_folder(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.ndarray,
     Files are split between train and val, never their crops. The result is cached on disk (``cfg.cache_dir``,
     else ``$VQTUNE_CACHE_DIR``, else ``~/.cache/vqtune``); any change of the files or settings misses the cache.
     """
-    if cfg.path is None:
-        raise DataError("data.path is required for data.source=folder; set it to a directory of images")
     root = cfg.path.expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"data.path: {root} is not a directory; set data.path to a directory of images")
