@@ -33,6 +33,10 @@ def test_train_writes_a_run_directory(tmp_path, capsys):
     # --resume continues the same run with more epochs
     assert main(["train", "--resume", str(run), "--set", "optim.epochs=3"]) == 0
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+    # resuming with another model is refused, and the run is left as it was
+    assert main(["train", "--resume", str(run), "--set", "model.hidden=12", "--set", "optim.epochs=4"]) == 2
+    assert "does not fit this config's model" in capsys.readouterr().err
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
 
 
 def test_train_from_a_config_file(tmp_path, capsys):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from vqtune.config import TrainConfig
 from vqtune.data import ImageData, load_images
-from vqtune.errors import TrainingDiverged
+from vqtune.errors import CheckpointError, TrainingDiverged
 from vqtune.models import VQVAE, CodeUsage
 from vqtune.train._build import build_model, resolve_device
 from vqtune.train import _run_dir as rd
@@ -76,13 +76,19 @@ def fit_vqvae(
     if resume and last.exists():
         run_dir = Path(config.run_dir)
         state = load_checkpoint(last, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{last}: the checkpoint does not fit this config's model ({str(exc).splitlines()[0]}); "
+                "resume without changing model.* or quantizer.* keys"
+            ) from None
         history = list(state["metrics"])
         start_epoch = int(state["epoch"]) + 1
     else:
         run_dir = rd.fresh_run_dir(config.run_dir)
-        rd.write_config(run_dir, config.model_dump(mode="json"))
+    rd.write_config(run_dir, config.model_dump(mode="json"))  # on resume: the config now in force
 
     batch_size = min(config.optim.batch_size, len(train_u8))
     steps = len(train_u8) // batch_size  # drop the ragged last batch: every step has the same shape
@@ -151,7 +157,9 @@ def fit_vqvae(
             stopped = True
             break
 
-    save_reconstructions(model, val_u8[:GRID_IMAGES], run_dir / rd.RECONSTRUCTIONS)
+    # Spread over the split: neighbouring val images are often crops of the same photo.
+    picks = torch.linspace(0, len(val_u8) - 1, min(GRID_IMAGES, len(val_u8)), device=val_u8.device).long()
+    save_reconstructions(model, val_u8[picks], run_dir / rd.RECONSTRUCTIONS)
     return FitResult(run_dir=run_dir, model=model, history=history, stopped_early=stopped)
 
 
