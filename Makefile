@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench fashion-mnist clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/train_throughput.py --write BENCHMARKS.md
+
+# Fashion-MNIST for benchmarks: the Debian package dataset-fashion-mnist, installed when apt-get is usable.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+fashion-mnist:
+	@test -e $(FASHION_MNIST) || test -n "$$VQTUNE_FASHION_MNIST_DIR" \
+	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	       && (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)); } \
+	  || { echo "Fashion-MNIST missing: install the Debian package dataset-fashion-mnist or set VQTUNE_FASHION_MNIST_DIR"; exit 2; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info

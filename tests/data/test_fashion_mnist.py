@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +65,14 @@ def test_wrong_magic_names_the_file(idx_dir):
     bad.write_bytes(bad.read_bytes()[:-10])
     with pytest.raises(DataError, match=f"{bad}: the header announces 3 images"):
         load_images(DataConfig(source="fashion-mnist", path=idx_dir))
+
+
+REAL = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not (REAL / "train-images-idx3-ubyte.gz").exists(),
+                    reason="Debian package dataset-fashion-mnist not installed (make fashion-mnist)")
+def test_the_real_files_from_the_debian_package():
+    data = load_images(DataConfig(source="fashion-mnist", resolution=32, max_images=7000))
+    assert data.train.shape == (6000, 1, 32, 32) and data.val.shape == (1000, 1, 32, 32)
+    assert data.train[:, :, :2].max() == 0 and data.train[:, :, 2:30, 2:30].float().mean() > 50  # 2 px padding
