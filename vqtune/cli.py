@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from rich.console import Console
+
 from vqtune import __version__
+from vqtune.config._search import DEFAULT_STORAGE, Storage
 from vqtune.errors import VqtuneError
 
 
@@ -49,7 +52,104 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config key (repeatable)")
     show.set_defaults(func=_config)
+
+    run = commands.add_parser("run", help="search hyperparameters: Ray Tune trials over an Optuna search space")
+    run.add_argument("space", type=Path, help="search-space YAML, e.g. search_spaces/quick.yaml")
+    run.add_argument("--storage", metavar="URL", help="study database (default: the file's storage, "
+                     "sqlite:///studies/vqtune.db)")
+    run.add_argument("--study", metavar="NAME", help="study name (default: the file's)")
+    run.add_argument("--n-trials", type=int, metavar="N", help="finished trials to reach (default: the file's)")
+    run.add_argument("--address", metavar="RAY_ADDRESS", help="an existing Ray cluster: auto, HOST:PORT or "
+                     "ray://HOST:10001 (default: $RAY_ADDRESS, else a local session)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a key of the search-space file, e.g. --set base.optim.epochs=3")
+    run.add_argument("--verbose", action="store_true", help="show Ray's own tables and logs")
+    run.set_defaults(func=_run)
+
+    export = commands.add_parser("export", help="write a trial of a study (the best by default) as a train config")
+    export.add_argument("--study", required=True, metavar="NAME")
+    export.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    export.add_argument("--trial", type=int, metavar="N", help="trial number (default: the best complete trial)")
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    export.set_defaults(func=_export)
+
+    studies = commands.add_parser("studies", help="list the studies of a storage")
+    studies.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    studies.set_defaults(func=_studies)
+
+    trials = commands.add_parser("trials", help="list the trials of a study")
+    trials.add_argument("study", metavar="NAME")
+    trials.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    trials.set_defaults(func=_trials)
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vqtune.config import load_search_space
+    from vqtune.tune import run_study
+
+    settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials}
+    space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
+    console = Console(stderr=True)
+    result = run_study(space, space_file=args.space, address=args.address, verbose=args.verbose, console=console)
+    counts = {state.name.lower(): n for state, n in result.counts.items() if n}
+    console.print(f"study {space.study} in {result.storage_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if result.best is None:
+        console.print("no trial completed; see `vqtune trials " + space.study + "`")
+        return 1
+    console.print(f"best: trial {result.best.number}, {space.objective.metric} = {result.best.value:.6g}")
+    for key, value in result.best.params.items():
+        console.print(f"  {key}: {value}")
+    storage = "" if space.storage.url == DEFAULT_STORAGE else f" --storage '{result.storage_url}'"
+    console.print(
+        "next:\n"
+        f"  vqtune trials {space.study}{storage}\n"
+        f"  vqtune export --study {space.study}{storage} -o {space.study}-best.yaml\n"
+        f"  vqtune train {space.study}-best.yaml"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from vqtune.tune import export_config, load_existing, open_storage
+
+    study = load_existing(open_storage(Storage(url=args.storage), create=False), args.study, args.storage)
+    trial = export_config(study, args.output, args.trial)
+    print(f"wrote {args.output}: trial {trial.number} of study {args.study}; train it with: vqtune train {args.output}")
+    return 0
+
+
+def _studies(args: argparse.Namespace) -> int:
+    from vqtune.tune import open_storage, studies_table
+
+    _print_frame(studies_table(open_storage(Storage(url=args.storage), create=False)), "no studies")
+    return 0
+
+
+def _trials(args: argparse.Namespace) -> int:
+    from vqtune.tune import load_existing, open_storage, trials_table
+
+    study = load_existing(open_storage(Storage(url=args.storage), create=False), args.study, args.storage)
+    _print_frame(trials_table(study), "no trials")
+    return 0
+
+
+def _print_frame(frame, empty: str) -> None:
+    from rich.table import Table
+
+    if frame.empty:
+        print(empty)
+        return
+    table = Table(box=None, header_style="bold")
+    for column in frame.columns:
+        table.add_column(str(column), justify="right" if frame[column].dtype.kind in "if" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*("" if _missing(v) else f"{v:.5g}" if isinstance(v, float) else str(v) for v in row))
+    Console(width=max(240, Console().width)).print(table)  # a wide table beats truncated columns
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -1,20 +1,24 @@
 """Configuration: pydantic schemas, safe YAML loading, ``--set`` overrides."""
 
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from vqtune.config._describe import describe
-from vqtune.config._loading import apply_overrides, read_yaml, validate
+from vqtune.config._loading import apply_overrides, read_yaml, set_path, validate
+from vqtune.config._search import METRICS, PARAM_TYPES, SearchSpace
 from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, QuantizerConfig, TrainConfig
 
 __all__ = [
     "DataConfig",
     "ModelConfig",
     "OptimConfig",
+    "METRICS",
     "QuantizerConfig",
+    "SearchSpace",
     "TrainConfig",
     "apply_overrides",
     "describe",
+    "load_search_space",
     "load_train_config",
     "read_yaml",
     "validate",
@@ -30,3 +34,17 @@ def load_train_config(path: Optional[Path] = None, overrides: Iterable[str] = ()
     data = read_yaml(path) if path is not None else {}
     data = apply_overrides(data, overrides, TrainConfig)
     return validate(TrainConfig, data, str(path) if path is not None else "--set")
+
+
+def load_search_space(
+    path: Path, overrides: Iterable[str] = (), settings: Optional[Mapping[str, Any]] = None
+) -> SearchSpace:
+    """Read and validate a search-space file.
+
+    ``overrides`` are ``dotted.key=value`` strings parsed as YAML (``base.optim.epochs=3``); ``settings`` are
+    dotted keys with values taken as they are (command-line flags such as a storage URL).
+    """
+    data = apply_overrides(read_yaml(path), overrides, SearchSpace)
+    for key, value in (settings or {}).items():
+        set_path(data, key, value)
+    return validate(SearchSpace, data, str(path), tags=PARAM_TYPES)

@@ -38,7 +38,7 @@ def read_yaml(path: Path) -> dict:
 
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], schema: Type[BaseModel]) -> dict:
     """Return a copy of ``data`` with each ``dotted.key=value`` set; values are parsed as YAML scalars."""
-    result = _deep_copy(data)
+    result = deep_copy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -49,41 +49,43 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], schema: T
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML") from None
-        node = result
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
+        set_path(result, key, value)
     return result
 
 
-def validate(schema: Type[M], data: Mapping[str, Any], source: str) -> M:
-    """Validate ``data`` against ``schema``; errors become one-line ``ConfigError``s naming the key."""
+def validate(schema: Type[M], data: Mapping[str, Any], source: str, tags: Mapping[str, type] | None = None) -> M:
+    """Validate ``data`` against ``schema``; errors become one-line ``ConfigError``s naming the key.
+
+    ``tags`` maps discriminator tags of tagged unions (``int``, ``float``, ...) to their models, so that a
+    message names ``space.optim.lr.low`` rather than ``space.optim.lr.float.low``.
+    """
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source, schema)) from None
+        raise ConfigError(format_validation_error(exc, source, schema, tags or {})) from None
 
 
-def format_validation_error(exc: ValidationError, source: str, schema: Type[BaseModel]) -> str:
+def format_validation_error(
+    exc: ValidationError, source: str, schema: Type[BaseModel], tags: Mapping[str, type] | None = None
+) -> str:
+    tags = tags or {}
     errors = exc.errors(include_url=False)
     first = errors[0]
-    location = ".".join(str(part) for part in first["loc"])
+    loc = list(first["loc"])
+    tagged = next((tags[str(part)] for part in loc if str(part) in tags), None)
+    loc = [part for part in loc if str(part) not in tags]
+    location = ".".join(str(part) for part in loc)
     message = first["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if first["type"] == "extra_forbidden":
-        message = f"unknown key; valid keys here: {', '.join(_allowed_keys(schema, first['loc'][:-1]))}"
+        allowed = sorted(tagged.model_fields) if tagged else _allowed_keys(schema, first["loc"][:-1])
+        message = f"unknown key; valid keys here: {', '.join(allowed)}"
     elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], (dict, list)):
         message = f"{message} (got {first['input']!r})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     where = f"{source}: {location}: " if location else f"{source}: "
     return f"{where}{message}{more}"
-
 
 
 def _allowed_keys(schema: Type[BaseModel], loc: tuple) -> list[str]:
@@ -104,17 +106,38 @@ def _sub_model(model: Optional[Type[BaseModel]], name: str) -> Optional[Type[Bas
     return None
 
 
-def _check_path(key: str, schema: Type[BaseModel]) -> None:
+def unknown_key(key: str, schema: Type[BaseModel]) -> Optional[str]:
+    """Why the dotted ``key`` names no field of ``schema`` (listing the valid keys), or None when it does."""
     model: Optional[Type[BaseModel]] = schema
     parts = key.split(".")
     for depth, part in enumerate(parts):
         if model is None or part not in model.model_fields:
             parent = ".".join(parts[:depth]) or "the top level"
             valid = ", ".join(sorted(model.model_fields)) if model is not None else "none (not a section)"
-            raise ConfigError(f"--set {key}: unknown key {part!r} in {parent}; valid keys: {valid}")
+            return f"unknown key {part!r} in {parent}; valid keys: {valid}"
         if depth < len(parts) - 1:
             model = _sub_model(model, part)
+    return None
 
 
-def _deep_copy(data: Mapping[str, Any]) -> dict:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+def set_path(data: dict, key: str, value: Any) -> None:
+    """Set the dotted ``key`` of the nested mapping ``data`` to ``value``, creating sections on the way."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _check_path(key: str, schema: Type[BaseModel]) -> None:
+    problem = unknown_key(key, schema)
+    if problem:
+        raise ConfigError(f"--set {key}: {problem}")
+
+
+def deep_copy(data: Mapping[str, Any]) -> dict:
+    return {k: deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}

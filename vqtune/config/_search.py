@@ -1,0 +1,198 @@
+"""The schema of a search-space file: what ``vqtune run`` searches, how, where the study lives."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vqtune.config._loading import deep_copy, format_validation_error, set_path, unknown_key
+from vqtune.config._train import TrainConfig
+
+DEFAULT_STORAGE = "sqlite:///studies/vqtune.db"
+
+# Metrics the trainer reports after every epoch; any of them can be the objective.
+METRICS = (
+    "val_recon_mse", "val_nmse", "val_psnr", "val_perplexity", "val_usage", "train_recon_mse",
+    "train_commitment",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Distribution(_Section):
+    when: Optional[Dict[str, List[Any]]] = Field(
+        None, description="Sample this parameter only when each named parameter took one of the given values."
+    )
+
+
+class IntParam(_Distribution):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(1, ge=1)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> "IntParam":
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step != 1:
+            raise ValueError("step must be 1 when log is true")
+        if (self.high - self.low) % self.step:
+            raise ValueError(f"step {self.step} does not divide high - low = {self.high - self.low}")
+        return self
+
+    def corners(self) -> list:
+        return [self.low, self.high]
+
+
+class FloatParam(_Distribution):
+    type: Literal["float"]
+    low: float
+    high: float
+    step: Optional[float] = Field(None, gt=0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> "FloatParam":
+        _check_range(self.low, self.high, self.log)
+        if self.step is not None:
+            if self.log:
+                raise ValueError("step cannot be combined with log: true")
+            n = (self.high - self.low) / self.step
+            if not math.isclose(n, round(n), rel_tol=0, abs_tol=1e-8):
+                raise ValueError(f"step {self.step} does not divide high - low = {self.high - self.low}")
+        return self
+
+    def corners(self) -> list:
+        return [self.low, self.high]
+
+
+class CategoricalParam(_Distribution):
+    type: Literal["categorical"]
+    choices: List[Union[bool, int, float, str, None]] = Field(..., min_length=1)
+
+    def corners(self) -> list:
+        return list(self.choices)
+
+
+PARAM_TYPES = {"int": IntParam, "float": FloatParam, "categorical": CategoricalParam}
+Param = Annotated[Union[IntParam, FloatParam, CategoricalParam], Field(discriminator="type")]
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if low > high:
+        raise ValueError(f"low ({low}) must not exceed high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"log scale needs low > 0 (got {low})")
+
+
+class Objective(_Section):
+    metric: Literal[METRICS] = Field("val_recon_mse", description="The reported metric to optimize.")  # type: ignore[valid-type]
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
+class Sampler(_Section):
+    type: Literal["tpe", "random", "gp", "cmaes", "grid"] = "tpe"
+    seed: Optional[int] = Field(None, description="Seed of the sampler (null: a fresh random search).")
+    options: Dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the Optuna sampler.")
+
+
+class Pruner(_Section):
+    type: Literal["median", "hyperband", "successive_halving", "none"] = "median"
+    options: Dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the Optuna pruner.")
+
+
+class PerplexityRule(_Section):
+    """Prune a trial whose codebook collapsed: val perplexity / codebook size below ``floor`` after warm-up."""
+
+    floor: float = Field(0.02, ge=0.0, le=1.0, description="Fraction of the codebook size (0 disables the rule).")
+    warmup_epochs: int = Field(2, ge=0, description="Epochs before the rule applies.")
+
+
+class Storage(_Section):
+    url: str = Field(DEFAULT_STORAGE, description="SQLAlchemy URL of the study database.")
+    heartbeat_interval: int = Field(10, ge=1, description="Seconds between heartbeats of running trials.")
+    grace_period: int = Field(60, ge=2, description="Seconds without a heartbeat after which a trial is stale.")
+
+
+class Resources(_Section):
+    cpu: float = Field(1.0, gt=0, description="CPUs per trial.")
+    gpu: Union[float, Literal["auto"]] = Field(
+        "auto", description="GPUs per trial: a number, a fraction, or auto (1/trials_per_gpu when GPUs exist)."
+    )
+    trials_per_gpu: int = Field(2, ge=1, description="With gpu: auto, how many trials share one GPU.")
+
+    @field_validator("gpu")
+    @classmethod
+    def _non_negative(cls, value):
+        if value != "auto" and value < 0:
+            raise ValueError("must be >= 0 or auto")
+        return value
+
+
+class SearchSpace(_Section):
+    """A search-space file for ``vqtune run``."""
+
+    study: str = Field(..., min_length=1, description="Study name in the storage.")
+    objective: Objective = Field(default_factory=Objective)
+    n_trials: int = Field(20, ge=1, description="Finished (complete + pruned) trials to reach.")
+    sampler: Sampler = Field(default_factory=Sampler)
+    pruner: Pruner = Field(default_factory=Pruner)
+    perplexity: PerplexityRule = Field(default_factory=PerplexityRule)
+    storage: Storage = Field(default_factory=Storage)
+    resources: Resources = Field(default_factory=Resources)
+    trial_dir: Path = Field(Path("studies/trials"), description="Run directories of the trials, per study.")
+    max_concurrent: Optional[int] = Field(None, ge=1, description="Trials at once (null: as resources allow).")
+    base: TrainConfig = Field(default_factory=TrainConfig, description="The training config every trial starts from.")
+    space: Dict[str, Param] = Field(..., min_length=1, description="Dotted config keys mapped to distributions.")
+
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _url_shorthand(cls, value):
+        return {"url": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _conditions_name_parameters(self) -> "SearchSpace":
+        for key, param in self.space.items():
+            for other, values in (param.when or {}).items():
+                if other not in self.space:
+                    raise ValueError(f"space.{key}.when: {other!r} is not a parameter of this space")
+                if other == key:
+                    raise ValueError(f"space.{key}.when: a parameter cannot depend on itself")
+                if not values:
+                    raise ValueError(f"space.{key}.when.{other}: give at least one value")
+        if self.sampler.type == "grid":
+            for key, param in self.space.items():
+                if isinstance(param, FloatParam) and param.step is None:
+                    raise ValueError(f"space.{key}: the grid sampler needs a step for float parameters")
+        return self
+
+    @model_validator(mode="after")
+    def _space_keys_are_config_keys(self) -> "SearchSpace":
+        base = self.base.model_dump(mode="json")
+        for key, param in self.space.items():
+            problem = unknown_key(key, TrainConfig)
+            if problem:
+                raise ValueError(f"space.{key}: not a training config key: {problem}")
+            # Each end of a range (each choice) must give a valid training config on its own.
+            for value in param.corners():
+                trial = deep_copy(base)
+                set_path(trial, key, value)
+                try:
+                    TrainConfig.model_validate(trial)
+                except ValidationError as exc:
+                    reason = format_validation_error(exc, "base", TrainConfig).split(": ", 1)[1]
+                    raise ValueError(f"space.{key} = {value!r} gives an invalid training config: {reason}") from None
+        return self
+
+    def trial_config(self, params: Mapping[str, Any]) -> TrainConfig:
+        """The base config with the dotted ``params`` of one trial set."""
+        data = self.base.model_dump(mode="json")
+        for key, value in params.items():
+            set_path(data, key, value)
+        return TrainConfig.model_validate(data)

@@ -1,0 +1,49 @@
+"""``vqtune export``: a trial of a study (the best by default) as a ``vqtune train`` config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import optuna
+from optuna.trial import TrialState
+
+from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, describe, validate
+from vqtune.tune._study import SPACE_ATTR, StudyError
+
+
+def trial_train_config(study: optuna.Study, number: Optional[int] = None) -> tuple[TrainConfig, optuna.trial.FrozenTrial]:
+    """The search's base config with the parameters of trial ``number`` (default: the best complete trial)."""
+    recorded = study.user_attrs.get(SPACE_ATTR)
+    if recorded is None:
+        raise StudyError(f"study {study.study_name!r} was not made by vqtune run (no recorded search space)")
+    space = validate(SearchSpace, recorded, f"study {study.study_name} (recorded search space)", tags=PARAM_TYPES)
+    if number is None:
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise StudyError(
+                f"study {study.study_name!r} has no complete trial yet; run the search further or pick one with --trial"
+            )
+        trial = study.best_trial
+    else:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if number not in trials:
+            raise StudyError(
+                f"study {study.study_name!r} has no trial {number} (trials 0..{max(trials, default=-1)})"
+            )
+        trial = trials[number]
+    config = space.trial_config(trial.params).model_copy(
+        update={"run_dir": Path("runs") / f"{study.study_name}-trial-{trial.number}"}
+    )
+    return config, trial
+
+
+def export_config(study: optuna.Study, path: Path, number: Optional[int] = None) -> optuna.trial.FrozenTrial:
+    """Write the trial's training config to ``path`` as commented YAML; returns the trial."""
+    config, trial = trial_train_config(study, number)
+    value = "" if trial.value is None else f", {study.user_attrs[SPACE_ATTR]['objective']['metric']} = {trial.value:.6g}"
+    header = f"# vqtune train config from study {study.study_name!r}, trial {trial.number} ({trial.state.name}{value})\n"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + describe(config))
+    return trial

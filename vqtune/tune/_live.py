@@ -1,0 +1,83 @@
+"""A live view of a search: trials by state, the best so far, the trials running and their epoch."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import optuna
+from optuna.trial import TrialState
+from ray import tune
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from vqtune.config import SearchSpace
+from vqtune.tune._searcher import count_states
+
+
+class LiveView(tune.Callback):
+    """A Ray Tune callback that redraws a rich table after every reported epoch and finished trial."""
+
+    def __init__(self, study: optuna.Study, space: SearchSpace, n_trials: int, live: Live):
+        self.study = study
+        self.space = space
+        self.n_trials = n_trials
+        self.live = live
+        self.running: dict[str, dict] = {}
+
+    def __getstate__(self) -> dict:
+        return {}  # Ray pickles callbacks with the experiment state; a live view is not state
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.running[trial.trial_id] = result
+        self.refresh()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.pop(trial.trial_id, None)
+        self.refresh()
+
+    on_trial_error = on_trial_complete
+
+    def refresh(self) -> None:
+        self.live.update(render(self.study, self.space, self.n_trials, self.running.values()))
+
+
+def render(study: optuna.Study, space: SearchSpace, n_trials: int, running=()) -> Group:
+    counts = count_states(study)
+    finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+    metric = space.objective.metric
+    states = "  ".join(
+        f"{state.name.lower()} {counts[state]}"
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
+        if counts[state] or state in (TrialState.COMPLETE, TrialState.PRUNED)
+    )
+    lines = [Text.from_markup(f"[bold]study {study.study_name}[/]  {finished}/{n_trials} finished  ({states})")]
+    best = best_trial(study)
+    if best is not None:
+        params = ", ".join(f"{k}={_short(v)}" for k, v in best.params.items())
+        lines.append(Text.from_markup(f"best #{best.number}: {metric} [bold]{best.value:.5g}[/]  {params}"))
+    rows = sorted(running, key=lambda r: r.get("optuna_trial", 0))
+    if rows:
+        table = Table(box=None, pad_edge=False, header_style="dim")
+        for column in ("trial", "epoch", metric, "perplexity", "img/s"):
+            table.add_column(column, justify="right")
+        for r in rows:
+            table.add_row(
+                f"#{r.get('optuna_trial', '?')}", f"{r.get('epoch', 0)}/{space.base.optim.epochs}",
+                f"{r.get(metric, float('nan')):.5g}", f"{r.get('val_perplexity', float('nan')):.1f}",
+                f"{r.get('train_images_per_s', float('nan')):.0f}",
+            )
+        lines.append(table)
+    return Group(*lines)
+
+
+def best_trial(study: optuna.Study) -> Optional[optuna.trial.FrozenTrial]:
+    try:
+        return study.best_trial
+    except ValueError:  # no complete trial yet
+        return None
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

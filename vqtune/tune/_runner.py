@@ -1,0 +1,124 @@
+"""``vqtune run``: Ray Tune runs the trials that the Optuna study asks for, until n_trials have finished."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import optuna
+from rich.console import Console
+from rich.live import Live
+from sqlalchemy.engine import make_url
+
+from vqtune.config import SearchSpace
+from vqtune.tune._live import LiveView, best_trial, render
+from vqtune.tune._searcher import StudySearcher, count_states
+from vqtune.tune._storage import is_sqlite, mask, open_storage
+from vqtune.tune._study import open_study
+from vqtune.tune._trial import run_trial
+
+log = logging.getLogger("vqtune.tune")
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    storage_url: str
+    counts: dict
+    best: Optional[optuna.trial.FrozenTrial]
+
+
+def run_study(
+    space: SearchSpace,
+    *,
+    space_file: Optional[Path] = None,
+    address: Optional[str] = None,
+    verbose: bool = False,
+    console: Optional[Console] = None,
+) -> SearchResult:
+    """Run the search ``space`` describes and return its study once ``space.n_trials`` trials have finished.
+
+    Running it again with the same study continues it: finished trials stay, trials of a killed run are
+    failed and rerun, and no finished trial is repeated. Uses the Ray session already initialised in this
+    process, or starts one (local, or the cluster at ``address``).
+    """
+    console = console or Console(stderr=True)
+    space = _absolute_paths(space)
+    storage = open_storage(space.storage)
+    study = open_study(space, storage, space_file)
+    trial_root = space.trial_dir / space.study
+
+    ray = _ray(address, verbose)
+    from ray import tune
+
+    gpu = space.resources.gpu
+    if gpu == "auto":
+        gpu = 1.0 / space.resources.trials_per_gpu if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    searcher = StudySearcher(study, storage, space, space.n_trials, trial_root)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, space=space, study_name=space.study),
+        {"cpu": space.resources.cpu, "gpu": gpu},
+    )
+    with Live(render(study, space, space.n_trials), console=console, refresh_per_second=2,
+              transient=False) as live:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, num_samples=-1, max_concurrent_trials=space.max_concurrent
+            ),
+            run_config=tune.RunConfig(
+                name=space.study,
+                storage_path=str(trial_root / "ray"),
+                verbose=2 if verbose else 0,
+                callbacks=[LiveView(study, space, space.n_trials, live)],
+            ),
+        )
+        try:
+            tuner.fit()
+        finally:
+            searcher.close()
+        live.update(render(study, space, space.n_trials))
+    console.line()
+    return SearchResult(study, mask(space.storage.url), count_states(study), best_trial(study))
+
+
+def _absolute_paths(space: SearchSpace) -> SearchSpace:
+    """Workers may run elsewhere (another directory, another node): every relative path is made absolute."""
+    update: dict = {"trial_dir": space.trial_dir.resolve()}
+    if is_sqlite(space.storage.url):
+        url = make_url(space.storage.url)
+        url = url.set(database=str(Path(url.database).resolve()))
+        update["storage"] = space.storage.model_copy(update={"url": url.render_as_string(hide_password=False)})
+    data = space.base.data
+    if data.path is not None or data.cache_dir is not None:
+        update["base"] = space.base.model_copy(update={"data": data.model_copy(update={
+            "path": data.path.resolve() if data.path else None,
+            "cache_dir": data.cache_dir.resolve() if data.cache_dir else None,
+        })})
+    return space.model_copy(update=update)
+
+
+def _ray(address: Optional[str], verbose: bool):
+    """The Ray module with a session: the current one, or a new one (quiet unless ``verbose``)."""
+    if address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user session
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    if not verbose:  # Ray's newer console output prints its tables whatever the verbosity
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    if not verbose:
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    if not ray.is_initialized():
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS"),
+            include_dashboard=False,
+            logging_level=logging.INFO if verbose else logging.ERROR,
+            log_to_driver=verbose,
+        )
+    return ray

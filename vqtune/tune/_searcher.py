@@ -1,0 +1,118 @@
+"""The Ray Tune searcher that asks the Optuna study for every trial: the study is the single source of truth.
+
+Ray's own ``OptunaSearch`` records scheduler-stopped trials as COMPLETE and cannot prune; here Ray only runs
+what the study asks for, each worker reports to its Optuna trial and tells its true end state, and the
+driver keeps heartbeats of the trials in flight so that another run can tell a live search from a dead one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Optional
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from vqtune.config import SearchSpace
+from vqtune.tune._suggest import suggest
+
+log = logging.getLogger("vqtune.tune")
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def count_states(study: optuna.Study) -> dict[TrialState, int]:
+    counts = {state: 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state] += 1
+    return counts
+
+
+class StudySearcher(Searcher):
+    """Asks ``study`` for trials until ``n_trials`` of them have finished (COMPLETE or PRUNED).
+
+    Trials that FAIL do not count and are replaced, up to ``max_failures`` in this run (a guard against a
+    config that fails every time).
+    """
+
+    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, space: SearchSpace,
+                 n_trials: int, trial_root: Path, max_failures: Optional[int] = None):
+        super().__init__(metric="objective", mode="min" if space.objective.direction == "minimize" else "max")
+        self.study = study
+        self.storage = storage
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+        self.space = space
+        self.n_trials = n_trials
+        self.trial_root = trial_root
+        self.max_failures = max_failures if max_failures is not None else max(3, n_trials)
+        self.failures = 0
+        self.in_flight: dict[str, int] = {}  # Ray trial id -> Optuna trial id
+        self.numbers: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="vqtune-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def suggest(self, trial_id: str) -> Optional[dict]:
+        counts = count_states(self.study)
+        finished = sum(counts[s] for s in FINISHED_STATES)
+        if finished >= self.n_trials or self.failures >= self.max_failures:
+            if self.failures >= self.max_failures:
+                log.warning("stopping: %d trials failed in this run (see `vqtune trials`)", self.failures)
+            return Searcher.FINISHED if not self.in_flight else None
+        # RUNNING trials of this run and of any other live run of the study may still finish.
+        if finished + counts[TrialState.RUNNING] >= self.n_trials:
+            return None  # ask again later: one in flight may fail and need replacing
+        trial = self.study.ask()  # enqueued (WAITING) trials first: retries of trials of a killed run
+        optuna_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
+        self.storage.record_heartbeat(optuna_id)
+        params = suggest(trial, self.space)
+        with self._lock:
+            self.in_flight[trial_id] = optuna_id
+            self.numbers[trial_id] = trial.number
+        return {
+            "trial_id": optuna_id,
+            "number": trial.number,
+            "params": params,
+            "run_dir": str(self.trial_root / f"trial-{trial.number:04d}"),
+        }
+
+    def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
+        with self._lock:
+            optuna_id = self.in_flight.pop(trial_id, None)
+            number = self.numbers.pop(trial_id, None)
+        if optuna_id is None:
+            return
+        frozen = self.storage.get_trial(optuna_id)
+        if frozen.state == TrialState.RUNNING:
+            # The worker ended without telling (its process died, or Ray gave up on it).
+            reason = "the trial's worker process died" if error else "the trial ended without a result"
+            self.storage.set_trial_user_attr(optuna_id, "fail_reason", reason)
+            self.study.tell(number, state=TrialState.FAIL)
+            frozen = self.storage.get_trial(optuna_id)
+        if frozen.state == TrialState.FAIL:
+            self.failures += 1
+
+    def __getstate__(self) -> dict:
+        # Ray pickles the searcher with the experiment state; the study, not this copy, is what a
+        # later run resumes from, so the live connections and the heartbeat thread stay behind.
+        skip = {"study", "storage", "_lock", "_stop", "_heartbeat"}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._heartbeat.join(timeout=5)
+
+    def _beat(self) -> None:
+        interval = self.space.storage.heartbeat_interval
+        while not self._stop.wait(interval):
+            with self._lock:
+                ids = list(self.in_flight.values())
+            for optuna_id in ids:
+                try:
+                    self.storage.record_heartbeat(optuna_id)
+                except Exception as exc:  # a missed beat is harmless; a dead storage shows up elsewhere
+                    log.debug("heartbeat of trial %s failed: %s", optuna_id, exc)

@@ -1,0 +1,88 @@
+"""Create or load the study of a search, record what it searches, and fail the trials of killed runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import optuna
+
+from vqtune import __version__
+from vqtune.config import SearchSpace
+from vqtune.errors import VqtuneError
+from vqtune.tune._sampling import build_pruner, build_sampler
+from vqtune.tune._storage import mask
+
+log = logging.getLogger("vqtune.tune")
+
+SPACE_ATTR = "search_space"
+SPACE_FILE_ATTR = "search_space_file"
+VERSION_ATTR = "vqtune_version"
+
+# Heartbeats are marked experimental by Optuna; vqtune relies on them on purpose.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# vqtune asks and tells instead of Study.optimize and records heartbeats itself (see _searcher.py).
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class StudyError(VqtuneError):
+    """A study is missing, empty, or does not match the search asked of it."""
+
+
+def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file: Optional[Path]) -> optuna.Study:
+    """Create the study ``space.study`` or continue it; stale RUNNING trials of a killed run become FAIL.
+
+    Each failed stale trial is enqueued again with the same parameters (Optuna's RetryHeartbeatStaleTrialCallback,
+    set on the storage), so the next ``ask`` reruns it; trials of a live run keep their heartbeats fresh and
+    are left alone.
+    """
+    direction = space.objective.direction
+    study = optuna.create_study(
+        study_name=space.study,
+        storage=storage,
+        sampler=build_sampler(space),
+        pruner=build_pruner(space),
+        direction=direction,
+        load_if_exists=True,
+    )
+    if study.direction.name.lower() != direction:
+        raise StudyError(
+            f"study {space.study!r} in {mask(space.storage.url)} was created to {study.direction.name.lower()}, "
+            f"this search space asks to {direction}; use another study name"
+        )
+    recorded = study.user_attrs.get(SPACE_ATTR)
+    current = recordable(space)
+    if recorded and recorded["objective"] != current["objective"]:
+        raise StudyError(
+            f"study {space.study!r} optimizes {recorded['objective']['metric']}, this search space "
+            f"{current['objective']['metric']}; use another study name"
+        )
+    study.set_user_attr(SPACE_ATTR, current)
+    study.set_user_attr(SPACE_FILE_ATTR, str(space_file) if space_file else None)
+    study.set_user_attr(VERSION_ATTR, __version__)
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    optuna.storages.fail_stale_trials(study)
+    stale = before - {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    if stale:
+        log.warning("trials %s of a killed run had no heartbeat: marked FAIL and queued again", sorted(stale))
+    return study
+
+
+def recordable(space: SearchSpace) -> dict:
+    """The resolved search space as JSON for the study's user attributes, the storage password masked."""
+    data = json.loads(space.model_dump_json())
+    data["storage"]["url"] = mask(space.storage.url)
+    return data
+
+
+def load_existing(storage: optuna.storages.BaseStorage, name: str, url: str) -> optuna.Study:
+    """An existing study, or a StudyError that lists the studies there are."""
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if name not in names:
+        known = ", ".join(sorted(names)) or "none"
+        raise StudyError(f"no study {name!r} in {mask(url)} (studies there: {known})")
+    return optuna.load_study(study_name=name, storage=storage)

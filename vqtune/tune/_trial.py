@@ -1,0 +1,117 @@
+"""One search trial inside a Ray worker: attach to its Optuna trial, train, report, end in its true state."""
+
+from __future__ import annotations
+
+import math
+import traceback
+from pathlib import Path
+from typing import Any, Mapping
+
+import optuna
+import ray
+import torch
+from optuna.trial import TrialState
+from ray import tune
+
+from vqtune.config import SearchSpace
+from vqtune.errors import VqtuneError
+from vqtune.train import Reporter, fit_vqvae
+from vqtune.tune._sampling import build_pruner
+from vqtune.tune._storage import open_storage
+
+PRUNED_BY_OBJECTIVE = "recon_loss"
+PRUNED_BY_PERPLEXITY = "perplexity"
+
+# Final metrics kept as user attributes of every trial (the names the report and export read).
+FINAL_ATTRS = {
+    "val_perplexity": "perplexity",
+    "val_usage": "usage_fraction",
+    "val_psnr": "psnr",
+    "val_nmse": "normalized_mse",
+    "val_recon_mse": "val_recon_mse",
+    "train_images_per_s": "images_per_s",
+}
+
+
+class StudyReporter(Reporter):
+    """Reports each epoch to the Optuna trial and to Ray, and decides pruning.
+
+    Two rules prune: the study's pruner on the objective (``pruned_by = recon_loss``), and the perplexity
+    rule, which stops a trial whose codebook collapsed (``pruned_by = perplexity``).
+    """
+
+    def __init__(self, trial: optuna.Trial, space: SearchSpace, codebook_size: int):
+        self.trial = trial
+        self.space = space
+        self.codebook_size = codebook_size
+        self.pruned_by: str | None = None
+        self.pruned_epoch: int | None = None
+        self.last: dict = {}
+
+    def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        self.last = dict(metrics)
+        value = float(metrics[self.space.objective.metric])
+        self.trial.report(value, epoch)
+        tune.report({**metrics, "objective": value, "optuna_trial": self.trial.number})
+        rule = self.space.perplexity
+        if rule.floor > 0 and epoch > rule.warmup_epochs:
+            if metrics["val_perplexity"] / self.codebook_size < rule.floor:
+                self.pruned_by = PRUNED_BY_PERPLEXITY
+        if self.pruned_by is None and epoch < self.space.base.optim.epochs and self.trial.should_prune():
+            self.pruned_by = PRUNED_BY_OBJECTIVE
+        if self.pruned_by:
+            self.pruned_epoch = epoch
+            return True
+        return False
+
+
+def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
+    """The Ray trainable. ``config`` holds the Optuna ``trial_id`` and ``params`` chosen by the driver."""
+    storage = open_storage(space.storage)
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=build_pruner(space))
+    trial_id = config["trial_id"]
+    trial = optuna.Trial(study, trial_id)
+    if storage.get_trial(trial_id).state.is_finished():
+        return  # told already (a restarted Ray trial whose Optuna trial was ended): nothing to redo
+
+    device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    context = tune.get_context()
+    for key, value in {
+        "ray_trial_id": context.get_trial_id(),
+        "device": device,
+        "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+        "node": ray.util.get_node_ip_address(),
+    }.items():
+        trial.set_user_attr(key, value)
+
+    train_config = space.trial_config(config["params"]).model_copy(
+        update={"device": device, "run_dir": Path(config["run_dir"])}
+    )
+    reporter = StudyReporter(trial, space, train_config.model.codebook_size)
+    try:
+        result = fit_vqvae(train_config, reporter)
+    except Exception as exc:  # every failure ends the trial as FAIL with its reason; the search goes on
+        reason = str(exc) if isinstance(exc, VqtuneError) else f"{type(exc).__name__}: {exc}"
+        trial.set_user_attr("fail_reason", reason[:2000])
+        if not isinstance(exc, VqtuneError):
+            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+        _final_attrs(trial, reporter.last, epochs=len(storage.get_trial(trial_id).intermediate_values))
+        study.tell(trial, state=TrialState.FAIL)
+        return
+
+    _final_attrs(trial, result.final, epochs=len(result.history))
+    trial.set_user_attr("run_dir", str(result.run_dir))
+    if reporter.pruned_by:
+        trial.set_user_attr("pruned_by", reporter.pruned_by)
+        trial.set_user_attr("pruned_epoch", reporter.pruned_epoch)
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, float(result.final[space.objective.metric]))
+
+
+def _final_attrs(trial: optuna.Trial, metrics: Mapping[str, Any], epochs: int) -> None:
+    trial.set_user_attr("epochs", epochs)
+    for metric, attr in FINAL_ATTRS.items():
+        value = metrics.get(metric)
+        if value is not None and math.isfinite(value):
+            trial.set_user_attr(attr, float(value))
