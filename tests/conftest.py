@@ -17,3 +17,19 @@ def tiny_config(tmp_path) -> TrainConfig:
             "run_dir": str(tmp_path / "run"),
         }
     )
+
+
+from tests.postgres import fresh_postgres_db, postgres_url  # noqa: E402,F401  (fixtures)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray session for the whole test run (starting one costs seconds), with 2 fake GPUs."""
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()

@@ -14,6 +14,7 @@ from rich.live import Live
 from sqlalchemy.engine import make_url
 
 from vqtune.config import SearchSpace
+from vqtune.data import load_images
 from vqtune.tune._live import LiveView, best_trial, render
 from vqtune.tune._searcher import StudySearcher, count_states
 from vqtune.tune._storage import is_sqlite, mask, open_storage
@@ -47,6 +48,9 @@ def run_study(
     """
     console = console or Console(stderr=True)
     space = _absolute_paths(space)
+    # A dataset that cannot load fails here, before anything is written to a study (and a folder
+    # source is decoded once into its cache, which the trials then read).
+    load_images(space.base.data)
     storage = open_storage(space.storage)
     study = open_study(space, storage, space_file)
     trial_root = space.trial_dir / space.study

@@ -40,7 +40,7 @@ class StudySearcher(Searcher):
 
     def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, space: SearchSpace,
                  n_trials: int, trial_root: Path, max_failures: Optional[int] = None):
-        super().__init__(metric="objective", mode="min" if space.objective.direction == "minimize" else "max")
+        super().__init__()  # no metric for Ray: the study judges trials, and a failed trial reports nothing
         self.study = study
         self.storage = storage
         self.study_id = storage.get_study_id_from_name(study.study_name)
