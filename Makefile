@@ -15,7 +15,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 install: $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(VENV)/bin/vqtune train
+	$(VENV)/bin/vqtune run search_spaces/quick.yaml
 
 test: $(INSTALLED)
 	$(PY) -m pytest

@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials}
     space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # URLs and commands stay whole, to copy and paste
     result = run_study(space, space_file=args.space, address=args.address, verbose=args.verbose, console=console)
     counts = {state.name.lower(): n for state, n in result.counts.items() if n}
     console.print(f"study {space.study} in {result.storage_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))

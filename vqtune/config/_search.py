@@ -84,6 +84,17 @@ PARAM_TYPES = {"int": IntParam, "float": FloatParam, "categorical": CategoricalP
 Param = Annotated[Union[IntParam, FloatParam, CategoricalParam], Field(discriminator="type")]
 
 
+def _check_acyclic(depends: Dict[str, set]) -> None:
+    """Conditions must not form a cycle (a parameter that, through others, depends on itself)."""
+    settled: set = set()
+    while len(settled) < len(depends):
+        ready = {k for k, needs in depends.items() if k not in settled and needs <= settled}
+        if not ready:
+            cycle = sorted(set(depends) - settled)
+            raise ValueError(f"space: the when-conditions of {', '.join(cycle)} form a cycle")
+        settled |= ready
+
+
 def _check_range(low: float, high: float, log: bool) -> None:
     if low > high:
         raise ValueError(f"low ({low}) must not exceed high ({high})")
@@ -166,6 +177,7 @@ class SearchSpace(_Section):
                     raise ValueError(f"space.{key}.when: a parameter cannot depend on itself")
                 if not values:
                     raise ValueError(f"space.{key}.when.{other}: give at least one value")
+        _check_acyclic({key: set(param.when or {}) for key, param in self.space.items()})
         if self.sampler.type == "grid":
             for key, param in self.space.items():
                 if isinstance(param, FloatParam) and param.step is None:
