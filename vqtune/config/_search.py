@@ -130,6 +130,15 @@ class Storage(_Section):
     heartbeat_interval: int = Field(10, ge=1, description="Seconds between heartbeats of running trials.")
     grace_period: int = Field(60, ge=2, description="Seconds without a heartbeat after which a trial is stale.")
 
+    @model_validator(mode="after")
+    def _grace_outlasts_beats(self) -> "Storage":
+        if self.grace_period < 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"storage.grace_period ({self.grace_period} s) must be at least twice storage.heartbeat_interval "
+                f"({self.heartbeat_interval} s), or live trials would be taken for dead ones"
+            )
+        return self
+
 
 class Resources(_Section):
     cpu: float = Field(1.0, gt=0, description="CPUs per trial.")

@@ -66,8 +66,8 @@ def run_study(
         tune.with_parameters(run_trial, space=space, study_name=space.study),
         {"cpu": space.resources.cpu, "gpu": gpu},
     )
-    with Live(render(study, space, space.n_trials), console=console, refresh_per_second=2,
-              transient=False) as live:
+    # Transient: the summary the caller prints replaces the live view when the search ends.
+    with Live(render(study, space, space.n_trials), console=console, refresh_per_second=2, transient=True) as live:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -84,8 +84,6 @@ def run_study(
             tuner.fit()
         finally:
             searcher.close()
-        live.update(render(study, space, space.n_trials))
-    console.line()
     return SearchResult(study, mask(space.storage.url), count_states(study), best_trial(study))
 
 

@@ -14,9 +14,12 @@ from vqtune.config._search import CategoricalParam, FloatParam, IntParam
 from vqtune.errors import ConfigError
 
 
-def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
+def build_sampler(space: SearchSpace, trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler of the file, its seed moved on by the trials the study already holds: a resumed,
+    seeded search draws new parameters instead of replaying the ones of its first run."""
     spec = space.sampler
     options = dict(spec.options)
+    seed = None if spec.seed is None else spec.seed + trials_so_far
     kinds = {
         "tpe": optuna.samplers.TPESampler,
         "random": optuna.samplers.RandomSampler,
@@ -25,8 +28,8 @@ def build_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
     }
     try:
         if spec.type == "grid":
-            return optuna.samplers.GridSampler(grid_of(space), seed=spec.seed, **options)
-        return kinds[spec.type](seed=spec.seed, **options)
+            return optuna.samplers.GridSampler(grid_of(space), seed=seed, **options)
+        return kinds[spec.type](seed=seed, **options)
     except TypeError as exc:
         raise ConfigError(f"sampler.options: {exc} (options are keyword arguments of the {spec.type} sampler)") from None
 

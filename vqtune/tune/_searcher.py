@@ -103,16 +103,28 @@ class StudySearcher(Searcher):
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def close(self) -> None:
+        """Stop the heartbeats; trials still in flight (an interrupted search) become FAIL and are queued again."""
         self._stop.set()
         self._heartbeat.join(timeout=5)
+        with self._lock:
+            left = list(self.in_flight.values())
+            self.in_flight.clear()
+        for optuna_id in left:
+            frozen = self.storage.get_trial(optuna_id)
+            if frozen.state == TrialState.RUNNING:
+                self.storage.set_trial_user_attr(optuna_id, "fail_reason", "the search was interrupted")
+                self.study.tell(frozen.number, state=TrialState.FAIL)
+                self.study.enqueue_trial(frozen.params)
 
     def _beat(self) -> None:
+        """Beat for this run's trials; fail (and so requeue) trials of other runs that stopped beating."""
         interval = self.space.storage.heartbeat_interval
         while not self._stop.wait(interval):
             with self._lock:
                 ids = list(self.in_flight.values())
-            for optuna_id in ids:
-                try:
+            try:
+                for optuna_id in ids:
                     self.storage.record_heartbeat(optuna_id)
-                except Exception as exc:  # a missed beat is harmless; a dead storage shows up elsewhere
-                    log.debug("heartbeat of trial %s failed: %s", optuna_id, exc)
+                optuna.storages.fail_stale_trials(self.study)
+            except Exception as exc:  # a missed beat is harmless; a dead storage shows up elsewhere
+                log.debug("heartbeat failed: %s", exc)

@@ -41,10 +41,14 @@ def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_f
     are left alone.
     """
     direction = space.objective.direction
+    try:
+        trials_so_far = len(storage.get_all_trials(storage.get_study_id_from_name(space.study), deepcopy=False))
+    except KeyError:  # a new study
+        trials_so_far = 0
     study = optuna.create_study(
         study_name=space.study,
         storage=storage,
-        sampler=build_sampler(space),
+        sampler=build_sampler(space, trials_so_far),
         pruner=build_pruner(space),
         direction=direction,
         load_if_exists=True,
