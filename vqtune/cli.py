@@ -95,8 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     counts = {state.name.lower(): n for state, n in result.counts.items() if n}
     console.print(f"study {space.study} in {result.storage_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     if result.best is None:
-        console.print("no trial completed; see `vqtune trials " + space.study + "`")
-        return 1
+        console.print(f"no trial completed; see `vqtune trials {space.study}`")
+        return 0 if counts.get("pruned") else 1
     console.print(f"best: trial {result.best.number}, {space.objective.metric} = {result.best.value:.6g}")
     for key, value in result.best.params.items():
         console.print(f"  {key}: {value}")

@@ -41,10 +41,11 @@ space:
 def test_flags_and_overrides(tmp_path):
     space = _load(
         tmp_path, HEAD + "space:\n  optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n",
-        overrides=["base.optim.epochs=3", "n_trials=5"],
+        overrides=["base.optim.epochs=3", "n_trials=5", "sampler.options.n_startup_trials=4"],
         settings={"storage.url": "postgresql+psycopg2://u:p#w@h/db", "study": "other"},
     )
     assert (space.base.optim.epochs, space.n_trials, space.study) == (3, 5, "other")
+    assert space.sampler.options == {"n_startup_trials": 4}
     assert space.storage.url == "postgresql+psycopg2://u:p#w@h/db"  # taken as it is, not parsed as YAML
 
 

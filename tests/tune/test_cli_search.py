@@ -58,7 +58,8 @@ def test_bad_input_writes_nothing(ray_session, tmp_path, capsys, monkeypatch):
         (["--set", "n_trials=0"], "n_trials: Input should be greater than or equal to 1"),
         (["--set", "base.data.source=folder", "--set", f"base.data.path={tmp_path / 'nowhere'}"], "nowhere"),
         (["--storage", "nonsense://"], "storage"),
-        (["--set", "space.quantizer.beta.low=5"], "space.quantizer.beta"),
+        (["--set", "space.quantizer.beta.low=5"], "space cannot be changed key by key with --set; edit the file"),
+        (["--set", "resources.cpu=64"], "resources.cpu: 64 CPUs per trial, but no Ray node has more than 2"),
     ]
     for args, message in cases:
         assert main(["run", str(_space_file(tmp_path)), "--storage", f"sqlite:///{db}", *args]) == 2, args

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +12,15 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.tune.conftest import TINY_BASE
+
+
+def _an_epoch_was_reported(db) -> bool:
+    # Plain sqlite3, read only: opening an Optuna storage here could race the driver creating the tables.
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            return connection.execute("SELECT count(*) FROM trial_intermediate_values").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
 
 
 def test_interrupted_search_resumes_without_duplicates(tmp_path):
@@ -33,16 +43,9 @@ def test_interrupted_search_resumes_without_duplicates(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     driver = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    storage = None
     deadline = time.time() + 120
-    while time.time() < deadline:  # wait until the first trial has reported an epoch
+    while time.time() < deadline and not _an_epoch_was_reported(db):
         time.sleep(0.5)
-        if db.exists():
-            storage = storage or optuna.storages.RDBStorage(f"sqlite:///{db}")
-            trials = storage.get_all_trials(storage.get_study_id_from_name("interrupted")) if \
-                storage.get_all_studies() else []
-            if any(t.intermediate_values for t in trials):
-                break
     driver.send_signal(signal.SIGINT)
     driver.wait(timeout=120)
 

@@ -116,7 +116,12 @@ def unknown_key(key: str, schema: Type[BaseModel]) -> Optional[str]:
             valid = ", ".join(sorted(model.model_fields)) if model is not None else "none (not a section)"
             return f"unknown key {part!r} in {parent}; valid keys: {valid}"
         if depth < len(parts) - 1:
-            model = _sub_model(model, part)
+            sub = _sub_model(model, part)
+            if sub is None and getattr(model.model_fields[part].annotation, "__origin__", None) is dict:
+                if depth == len(parts) - 2:
+                    return None  # one key of a free-form mapping, such as sampler.options.n_startup_trials
+                return f"{'.'.join(parts[: depth + 1])} cannot be changed key by key with --set; edit the file"
+            model = sub
     return None
 
 

@@ -32,8 +32,15 @@ def trial_train_config(study: optuna.Study, number: Optional[int] = None) -> tup
                 f"study {study.study_name!r} has no trial {number} (trials 0..{max(trials, default=-1)})"
             )
         trial = trials[number]
-    config = space.trial_config(trial.params).model_copy(
-        update={"run_dir": Path("runs") / f"{study.study_name}-trial-{trial.number}"}
+    # The config the trial itself trained with, when it recorded one: the search space may have been
+    # edited since. Device and run directory are for the machine that trains it next.
+    recorded_config = trial.user_attrs.get("train_config")
+    if recorded_config is not None:
+        config = validate(TrainConfig, recorded_config, f"study {study.study_name}, trial {trial.number}")
+    else:
+        config = space.trial_config(trial.params)
+    config = config.model_copy(
+        update={"device": "auto", "run_dir": Path("runs") / f"{study.study_name}-trial-{trial.number}"}
     )
     return config, trial
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from vqtune.config import SearchSpace
 from vqtune.data import load_images
+from vqtune.errors import ConfigError
 from vqtune.tune._live import LiveView, best_trial, render
 from vqtune.tune._searcher import StudySearcher, count_states
 from vqtune.tune._storage import is_sqlite, mask, open_storage
@@ -51,20 +52,17 @@ def run_study(
     # A dataset that cannot load fails here, before anything is written to a study (and a folder
     # source is decoded once into its cache, which the trials then read).
     load_images(space.base.data)
-    storage = open_storage(space.storage)
-    study = open_study(space, storage, space_file)
-    trial_root = space.trial_dir / space.study
-
     ray = _ray(address, verbose)
     from ray import tune
 
-    gpu = space.resources.gpu
-    if gpu == "auto":
-        gpu = 1.0 / space.resources.trials_per_gpu if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    cpu, gpu = _trial_resources(space, ray)
+    storage = open_storage(space.storage)
+    study = open_study(space, storage, space_file)
+    trial_root = space.trial_dir / space.study
     searcher = StudySearcher(study, storage, space, space.n_trials, trial_root)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, space=space, study_name=space.study),
-        {"cpu": space.resources.cpu, "gpu": gpu},
+        {"cpu": cpu, "gpu": gpu},
     )
     # Transient: the summary the caller prints replaces the live view when the search ends.
     with Live(render(study, space, space.n_trials), console=console, refresh_per_second=2, transient=True) as live:
@@ -85,6 +83,26 @@ def run_study(
         finally:
             searcher.close()
     return SearchResult(study, mask(space.storage.url), count_states(study), best_trial(study))
+
+
+def _trial_resources(space: SearchSpace, ray) -> tuple[float, float]:
+    """CPUs and GPUs per trial; ``gpu: auto`` is 1/trials_per_gpu where the cluster has GPUs, else none.
+
+    A trial that asks for more than any node has would wait forever: that is refused here instead.
+    """
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    cpu, gpu = space.resources.cpu, space.resources.gpu
+    if gpu == "auto":
+        gpu = 1.0 / space.resources.trials_per_gpu if most_gpus > 0 else 0.0
+    if cpu > most_cpus:
+        raise ConfigError(f"resources.cpu: {cpu:g} CPUs per trial, but no Ray node has more than {most_cpus:g}; "
+                          "lower resources.cpu")
+    if gpu > most_gpus:
+        raise ConfigError(f"resources.gpu: {gpu:g} GPUs per trial, but no Ray node has more than {most_gpus:g}; "
+                          "use gpu: auto or 0")
+    return cpu, gpu
 
 
 def _absolute_paths(space: SearchSpace) -> SearchSpace:

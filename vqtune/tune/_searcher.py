@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +50,7 @@ class StudySearcher(Searcher):
         self.trial_root = trial_root
         self.max_failures = max_failures if max_failures is not None else max(3, n_trials)
         self.failures = 0
+        self._quiet_until = 0.0
         self.in_flight: dict[str, int] = {}  # Ray trial id -> Optuna trial id
         self.numbers: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -57,6 +59,9 @@ class StudySearcher(Searcher):
         self._heartbeat.start()
 
     def suggest(self, trial_id: str) -> Optional[dict]:
+        # Ray asks again at every turn of its loop while we answer "not now"; spare the database.
+        if time.monotonic() < self._quiet_until:
+            return None
         counts = count_states(self.study)
         finished = sum(counts[s] for s in FINISHED_STATES)
         if finished >= self.n_trials or self.failures >= self.max_failures:
@@ -65,6 +70,7 @@ class StudySearcher(Searcher):
             return Searcher.FINISHED if not self.in_flight else None
         # RUNNING trials of this run and of any other live run of the study may still finish.
         if finished + counts[TrialState.RUNNING] >= self.n_trials:
+            self._quiet_until = time.monotonic() + 1.0
             return None  # ask again later: one in flight may fail and need replacing
         trial = self.study.ask()  # enqueued (WAITING) trials first: retries of trials of a killed run
         optuna_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)

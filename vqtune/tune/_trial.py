@@ -87,6 +87,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
     train_config = space.trial_config(config["params"]).model_copy(
         update={"device": device, "run_dir": Path(config["run_dir"])}
     )
+    trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
     reporter = StudyReporter(trial, space, train_config.model.codebook_size)
     try:
         result = fit_vqvae(train_config, reporter)
