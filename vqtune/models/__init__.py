@@ -1,5 +1,6 @@
 """Models: the vector quantizer and the VQ-VAE. Imports neither Ray nor Optuna."""
 
+from vqtune.models.pixelcnn import GatedPixelCNN
 from vqtune.models.quantizer import CodeUsage, QuantizerOutput, VectorQuantizer, perplexity_of
 from vqtune.models.vqvae import VQVAE, Decoder, Encoder, VQVAEOutput
 
@@ -7,6 +8,7 @@ __all__ = [
     "CodeUsage",
     "Decoder",
     "Encoder",
+    "GatedPixelCNN",
     "QuantizerOutput",
     "VQVAE",
     "VQVAEOutput",
