@@ -47,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="continue a run from its last checkpoint (its config.yaml, plus any --set)")
     train.set_defaults(func=_train)
 
+    sample = commands.add_parser("sample", help="decode samples of a run's PixelCNN prior into an image grid")
+    sample.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run with a trained prior (prior_best.pt)")
+    sample.add_argument("--n", type=int, default=64, help="number of samples (default 64, 8 per row)")
+    sample.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    sample.add_argument("-o", "--output", type=Path, required=True, metavar="PNG")
+    sample.set_defaults(func=_sample)
+
     show = commands.add_parser("config", help="print a training config, resolved and commented, as YAML")
     show.add_argument("config", nargs="?", type=Path, help="training config YAML (default: built-in defaults)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -161,7 +170,7 @@ def _config(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from vqtune.config import load_train_config
-    from vqtune.train import ProgressReporter, fit_vqvae
+    from vqtune.train import ProgressReporter, fit_prior, fit_vqvae
 
     if args.resume is not None:
         if args.config is not None:
@@ -169,13 +178,36 @@ def _train(args: argparse.Namespace) -> int:
         config = load_train_config(args.resume / "config.yaml", [*args.overrides, f"run_dir={args.resume}"])
     else:
         config = load_train_config(args.config, args.overrides)
+    prior = config.prior
     with ProgressReporter() as reporter:
-        result = fit_vqvae(config, reporter, resume=args.resume is not None)
-    final = result.final
-    print(
-        f"done: {result.run_dir}  val mse {final['val_recon_mse']:.5f}  psnr {final['val_psnr']:.2f} dB  "
-        f"perplexity {final['val_perplexity']:.1f}/{config.model.codebook_size}"
-    )
+        if prior is not None and prior.vqvae_checkpoint is not None:  # stage 2 on an existing stage-1 run
+            result = fit_prior(config, reporter)
+        else:
+            result = fit_vqvae(config, reporter, resume=args.resume is not None)
+            final = result.final
+            print(
+                f"done: {result.run_dir}  val mse {final['val_recon_mse']:.5f}  psnr {final['val_psnr']:.2f} dB  "
+                f"perplexity {final['val_perplexity']:.1f}/{config.model.codebook_size}"
+            )
+            if prior is not None:
+                result = fit_prior(config, reporter, checkpoint=result.run_dir / "best.pt", run_dir=result.run_dir)
+    if prior is not None:
+        final = result.final
+        print(
+            f"done: {result.run_dir}  prior val nll {final['val_nll']:.4f} nats/latent  "
+            f"{final['val_bits_per_dim']:.3f} bits/dim\n"
+            f"next: vqtune sample {result.run_dir} -o {result.run_dir / 'samples.png'}"
+        )
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from vqtune.train import sample_images
+
+    grid = sample_images(args.run_dir, n=args.n, temperature=args.temperature, seed=args.seed, device=args.device)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(args.output)
+    print(f"wrote {args.output}: {args.n} samples from {args.run_dir}")
     return 0
 
 

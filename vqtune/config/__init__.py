@@ -6,12 +6,13 @@ from typing import Any, Iterable, Mapping, Optional
 from vqtune.config._describe import describe
 from vqtune.config._loading import apply_overrides, read_yaml, set_path, validate
 from vqtune.config._search import METRICS, PARAM_TYPES, SearchSpace
-from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, QuantizerConfig, TrainConfig
+from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, PriorConfig, QuantizerConfig, TrainConfig
 
 __all__ = [
     "DataConfig",
     "ModelConfig",
     "OptimConfig",
+    "PriorConfig",
     "METRICS",
     "QuantizerConfig",
     "SearchSpace",

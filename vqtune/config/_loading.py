@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Type, TypeVar
 
@@ -101,8 +102,10 @@ def _sub_model(model: Optional[Type[BaseModel]], name: str) -> Optional[Type[Bas
     if model is None or name not in model.model_fields:
         return None
     annotation = model.model_fields[name].annotation
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+    # Optional[Section] is a union of the section and None
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
     return None
 
 

@@ -14,10 +14,13 @@ from vqtune.config._train import TrainConfig
 DEFAULT_STORAGE = "sqlite:///studies/vqtune.db"
 
 # Metrics the trainer reports after every epoch; any of them can be the objective.
-METRICS = (
+STAGE1_METRICS = (
     "val_recon_mse", "val_nmse", "val_psnr", "val_perplexity", "val_usage", "train_recon_mse",
     "train_commitment",
 )
+# ... and the prior's, when the base config has a prior section (a search over stage 2).
+STAGE2_METRICS = ("val_nll", "val_bits_per_dim", "train_nll")
+METRICS = STAGE1_METRICS + STAGE2_METRICS
 
 
 class _Section(BaseModel):
@@ -191,6 +194,21 @@ class SearchSpace(_Section):
             for key, param in self.space.items():
                 if isinstance(param, FloatParam) and param.step is None:
                     raise ValueError(f"space.{key}: the grid sampler needs a step for float parameters")
+        return self
+
+    @model_validator(mode="after")
+    def _one_stage(self) -> "SearchSpace":
+        prior = self.base.prior
+        metric = self.objective.metric
+        if prior is not None:
+            if prior.vqvae_checkpoint is None:
+                raise ValueError("base.prior.vqvae_checkpoint: a prior search needs the stage-1 checkpoint to "
+                                 "train on; set it (train stage 1 first with vqtune train)")
+            if metric not in STAGE2_METRICS:
+                raise ValueError(f"objective.metric: {metric} is not reported by a prior search; use one of "
+                                 f"{', '.join(STAGE2_METRICS)}")
+        elif metric in STAGE2_METRICS:
+            raise ValueError(f"objective.metric: {metric} needs a base.prior section (a search over the prior)")
         return self
 
     @model_validator(mode="after")

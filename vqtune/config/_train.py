@@ -106,6 +106,30 @@ class OptimConfig(_Section):
     grad_clip: Optional[float] = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
 
 
+class PriorConfig(_Section):
+    """Stage 2: a Gated PixelCNN prior over the code grids of a trained VQ-VAE."""
+
+    vqvae_checkpoint: Optional[Path] = Field(
+        None,
+        description="Stage-1 checkpoint to encode the data with (default: train stage 1 first and use its best.pt). "
+        "Its own data settings are used, so the codes match what it was trained on.",
+    )
+    channels: int = Field(64, ge=4, description="Width of the vertical and horizontal stacks.")
+    layers: int = Field(8, ge=1, le=64, description="Gated layers (the first masked A, the rest B).")
+    kernel: int = Field(3, ge=3, le=9, description="Odd kernel size of the stacks.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the horizontal stack.")
+    lr: float = Field(3e-4, gt=0.0, le=1.0, description="Adam learning rate.")
+    batch_size: int = Field(64, ge=1, description="Code grids per training step.")
+    epochs: int = Field(10, ge=1, description="Passes over the training codes.")
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd (3, 5, 7 or 9)")
+        return value
+
+
 class TrainConfig(_Section):
     """One VQ-VAE training run: ``vqtune train CONFIG.yaml`` and every search trial."""
 
@@ -113,6 +137,9 @@ class TrainConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     quantizer: QuantizerConfig = Field(default_factory=QuantizerConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    prior: Optional[PriorConfig] = Field(
+        None, description="Stage 2 (a PixelCNN prior over the codes); null: stage 1 only."
+    )
     seed: int = Field(0, description="Seed of weights, batch order and codebook restarts.")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda or cuda:N.")
     run_dir: Path = Field(

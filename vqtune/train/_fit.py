@@ -109,7 +109,7 @@ def fit_vqvae(
         order = torch.randperm(len(train_u8), device=device)
         sums = torch.zeros(3, device=device)  # recon SSE-mean * B, commitment * B, total loss
         for step in range(steps):
-            x = _to_model_space(train_u8[order[step * batch_size : (step + 1) * batch_size]])
+            x = to_model_space(train_u8[order[step * batch_size : (step + 1) * batch_size]])
             with autocast:
                 out = model(x)
             recon = F.mse_loss(out.reconstruction.float(), x)
@@ -173,7 +173,7 @@ def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: f
     sse = torch.zeros((), dtype=torch.float64, device=device)
     t0 = time.perf_counter()
     for start in range(0, len(images_u8), batch_size):
-        x = _to_model_space(images_u8[start : start + batch_size])
+        x = to_model_space(images_u8[start : start + batch_size])
         with autocast:
             out = model(x)
         sse += (out.reconstruction.float() - x).pow(2).sum().double()
@@ -194,12 +194,12 @@ def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: f
 def save_reconstructions(model: VQVAE, images_u8: torch.Tensor, path: Path) -> None:
     """Write a PNG: ``images_u8`` (N, C, H, W) in the top row, their reconstructions below."""
     model.eval()
-    x = _to_model_space(images_u8)
+    x = to_model_space(images_u8)
     with torch.autocast("cuda", dtype=torch.bfloat16) if x.is_cuda else contextlib.nullcontext():
         recon = model(x).reconstruction
     image_grid([images_u8, to_uint8(recon)]).save(path)
 
 
-def _to_model_space(batch_u8: torch.Tensor) -> torch.Tensor:
+def to_model_space(batch_u8: torch.Tensor) -> torch.Tensor:
     """uint8 (B, C, H, W) -> float32 in [-0.5, 0.5], channels-last (faster convolutions on CPU and GPU)."""
     return batch_u8.float().div_(255.0).sub_(0.5).contiguous(memory_format=torch.channels_last)

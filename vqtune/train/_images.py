@@ -13,7 +13,7 @@ def image_grid(rows: list[torch.Tensor], min_tile: int = 96, gap: int = 2) -> Im
     Small images are enlarged by an integer factor (nearest neighbour) so that tiles are at least
     ``min_tile`` pixels high and stay crisp.
     """
-    n, c, h, w = rows[0].shape
+    n, c, h, w = max(rows, key=len).shape  # the last row may be shorter
     scale = max(1, -(-min_tile // h))
     th, tw = h * scale, w * scale
     canvas = np.full((len(rows) * (th + gap) + gap, n * (tw + gap) + gap, 3), 255, np.uint8)

@@ -41,6 +41,8 @@ class ProgressReporter(Reporter):
             soft_wrap=True,
         )
         self.progress.start()  # only now: an error while loading data leaves the terminal untouched
+        if self.task is not None:
+            self.progress.remove_task(self.task)
         self.task = self.progress.add_task("train", total=info.steps_per_epoch, epoch=info.start_epoch,
                                            epochs=info.epochs)
 
@@ -49,11 +51,13 @@ class ProgressReporter(Reporter):
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
         m = metrics
-        self.console.print(
-            f"epoch {epoch:>3}/{self.epochs}  mse {m['train_recon_mse']:.5f} train {m['val_recon_mse']:.5f} val"
-            f"  psnr {m['val_psnr']:5.2f} dB  perplexity {m['val_perplexity']:6.1f} ({m['val_usage']:.0%} used)"
-            f"  {m['train_images_per_s']:.0f} img/s",
-            soft_wrap=True,
-        )
+        if "val_nll" in m:  # stage 2
+            line = (f"prior epoch {epoch:>3}/{self.epochs}  nll {m['train_nll']:.4f} train {m['val_nll']:.4f} val"
+                    f" (nats/latent)  {m['val_bits_per_dim']:.3f} bits/dim  {m['latents_per_s']:.0f} latents/s")
+        else:
+            line = (f"epoch {epoch:>3}/{self.epochs}  mse {m['train_recon_mse']:.5f} train {m['val_recon_mse']:.5f} val"
+                    f"  psnr {m['val_psnr']:5.2f} dB  perplexity {m['val_perplexity']:6.1f} ({m['val_usage']:.0%} used)"
+                    f"  {m['train_images_per_s']:.0f} img/s")
+        self.console.print(line, soft_wrap=True)
         self.progress.reset(self.task, epoch=min(epoch + 1, self.epochs), epochs=self.epochs)
         return False

@@ -31,10 +31,10 @@ def write_config(run_dir: Path, config: Mapping) -> None:
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False))
 
 
-def append_metrics(run_dir: Path, metrics: Mapping[str, float]) -> None:
+def append_metrics(run_dir: Path, metrics: Mapping[str, float], name: str = METRICS_FILE) -> None:
     # JSON has no NaN/inf; a diverged value is written as null.
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
-    with open(run_dir / METRICS_FILE, "a") as handle:
+    with open(run_dir / name, "a") as handle:
         handle.write(json.dumps(clean) + "\n")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from vqtune.config import SearchSpace
 from vqtune.data import load_images
+from vqtune.train import encode_dataset
 from vqtune.errors import ConfigError
 from vqtune.tune._live import LiveView, best_trial, render
 from vqtune.tune._searcher import StudySearcher, count_states
@@ -49,9 +50,12 @@ def run_study(
     """
     console = console or Console(stderr=True)
     space = _absolute_paths(space)
-    # A dataset that cannot load fails here, before anything is written to a study (and a folder
-    # source is decoded once into its cache, which the trials then read).
-    load_images(space.base.data)
+    # A dataset or checkpoint that cannot load fails here, before anything is written to a study; a folder
+    # source is decoded (a prior search's codes encoded) once into its cache, which the trials then read.
+    if space.base.prior is not None:
+        encode_dataset(space.base.prior.vqvae_checkpoint)
+    else:
+        load_images(space.base.data)
     ray = _ray(address, verbose)
     from ray import tune
 
@@ -112,12 +116,14 @@ def _absolute_paths(space: SearchSpace) -> SearchSpace:
         url = make_url(space.storage.url)
         url = url.set(database=str(Path(url.database).resolve()))
         update["storage"] = space.storage.model_copy(update={"url": url.render_as_string(hide_password=False)})
-    data = space.base.data
-    if data.path is not None or data.cache_dir is not None:
-        update["base"] = space.base.model_copy(update={"data": data.model_copy(update={
-            "path": data.path.resolve() if data.path else None,
-            "cache_dir": data.cache_dir.resolve() if data.cache_dir else None,
-        })})
+    data, prior = space.base.data, space.base.prior
+    base: dict = {"data": data.model_copy(update={
+        "path": data.path.resolve() if data.path else None,
+        "cache_dir": data.cache_dir.resolve() if data.cache_dir else None,
+    })}
+    if prior is not None and prior.vqvae_checkpoint is not None:
+        base["prior"] = prior.model_copy(update={"vqvae_checkpoint": prior.vqvae_checkpoint.resolve()})
+    update["base"] = space.base.model_copy(update=base)
     return space.model_copy(update=update)
 
 

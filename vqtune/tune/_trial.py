@@ -15,7 +15,7 @@ from ray import tune
 
 from vqtune.config import SearchSpace
 from vqtune.errors import VqtuneError
-from vqtune.train import Reporter, fit_vqvae
+from vqtune.train import Reporter, fit_prior, fit_vqvae
 from vqtune.tune._sampling import build_pruner
 from vqtune.tune._storage import open_storage
 
@@ -30,6 +30,9 @@ FINAL_ATTRS = {
     "val_nmse": "normalized_mse",
     "val_recon_mse": "val_recon_mse",
     "train_images_per_s": "images_per_s",
+    "val_nll": "nll",  # stage 2: nats per latent
+    "val_bits_per_dim": "bits_per_dim",
+    "latents_per_s": "latents_per_s",
 }
 
 
@@ -40,10 +43,11 @@ class StudyReporter(Reporter):
     rule, which stops a trial whose codebook collapsed (``pruned_by = perplexity``).
     """
 
-    def __init__(self, trial: optuna.Trial, space: SearchSpace, codebook_size: int):
+    def __init__(self, trial: optuna.Trial, space: SearchSpace, codebook_size: int, epochs: int):
         self.trial = trial
         self.space = space
         self.codebook_size = codebook_size
+        self.epochs = epochs
         self.pruned_by: str | None = None
         self.pruned_epoch: int | None = None
         self.last: dict = {}
@@ -54,10 +58,10 @@ class StudyReporter(Reporter):
         self.trial.report(value, epoch)
         tune.report({**metrics, "objective": value, "optuna_trial": self.trial.number})
         rule = self.space.perplexity
-        if rule.floor > 0 and epoch > rule.warmup_epochs:
+        if rule.floor > 0 and epoch > rule.warmup_epochs and "val_perplexity" in metrics:  # stage 1 only
             if metrics["val_perplexity"] / self.codebook_size < rule.floor:
                 self.pruned_by = PRUNED_BY_PERPLEXITY
-        if self.pruned_by is None and epoch < self.space.base.optim.epochs and self.trial.should_prune():
+        if self.pruned_by is None and epoch < self.epochs and self.trial.should_prune():
             self.pruned_by = PRUNED_BY_OBJECTIVE
         if self.pruned_by:
             self.pruned_epoch = epoch
@@ -88,9 +92,11 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
         update={"device": device, "run_dir": Path(config["run_dir"])}
     )
     trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
-    reporter = StudyReporter(trial, space, train_config.model.codebook_size)
+    prior = train_config.prior
+    epochs = prior.epochs if prior else train_config.optim.epochs
+    reporter = StudyReporter(trial, space, train_config.model.codebook_size, epochs)
     try:
-        result = fit_vqvae(train_config, reporter)
+        result = fit_prior(train_config, reporter) if prior else fit_vqvae(train_config, reporter)
     except Exception as exc:  # every failure ends the trial as FAIL with its reason; the search goes on
         reason = str(exc) if isinstance(exc, VqtuneError) else f"{type(exc).__name__}: {exc}"
         trial.set_user_attr("fail_reason", reason[:2000])

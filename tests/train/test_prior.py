@@ -1,0 +1,93 @@
+"""Stage 2 on real photos: codes from a trained VQ-VAE, a PixelCNN prior, bits/dim, decoded samples."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vqtune.cli import main
+from vqtune.config import PriorConfig
+from vqtune.train import Codes, encode_dataset, fit_prior, fit_vqvae, sample_images
+from vqtune.train import _codes
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    from vqtune.config import TrainConfig
+
+    run = tmp_path_factory.mktemp("stage1") / "run"
+    config = TrainConfig.model_validate({
+        "data": {"source": "skimage-photos", "resolution": 16, "crops_per_image": 64},
+        "model": {"hidden": 16, "residual_hidden": 8, "residual_blocks": 1, "downsample": 2, "embedding_dim": 8,
+                  "codebook_size": 32},
+        "quantizer": {"dead_code_steps": 10},
+        "optim": {"lr": 3e-3, "batch_size": 16, "epochs": 3},
+        "device": "cpu",
+        "run_dir": str(run),
+    })
+    return fit_vqvae(config), config
+
+
+def test_codes_are_encoded_once_and_cached(stage1, monkeypatch):
+    result, _ = stage1
+    codes = encode_dataset(result.run_dir / "best.pt")
+    assert codes.train.shape[1:] == (4, 4) and codes.train.dtype == torch.int64
+    assert 0 <= int(codes.train.min()) and int(codes.train.max()) < 32
+    assert codes.image_shape == (3, 16, 16) and 0 < codes.val_recon_mse < 0.05
+    monkeypatch.setattr(_codes, "load_vqvae", lambda *a, **k: pytest.fail("encoded again"))
+    again = encode_dataset(result.run_dir / "best.pt")
+    assert torch.equal(again.train, codes.train)
+
+
+def test_bits_per_dim_bound_by_hand():
+    codes = Codes(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2, dtype=torch.long), (3, 8, 8),
+                  val_recon_mse=0.01, codebook_size=16)
+    per_subpixel = 0.5 * math.log(2 * math.pi * math.e * 0.01) + math.log(255)
+    assert codes.recon_nats_per_image() == pytest.approx(per_subpixel * 3 * 8 * 8)
+    from vqtune.train._prior import bits_per_dim
+
+    expected = (1.5 * 4 + per_subpixel * 192) / (192 * math.log(2))
+    assert bits_per_dim(1.5, codes) == pytest.approx(expected)
+
+
+def test_prior_learns_the_codes_and_samples_decode(stage1, tmp_path):
+    result, config = stage1
+    prior_config = config.model_copy(update={
+        "prior": PriorConfig(vqvae_checkpoint=result.run_dir / "best.pt", channels=16, layers=3, lr=3e-3,
+                             batch_size=32, epochs=3),
+        "run_dir": tmp_path / "prior",
+    })
+    fitted = fit_prior(prior_config)
+    history = fitted.history
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["val_nll"] < math.log(32)  # better than a uniform prior over 32 codes
+    assert history[-1]["val_nll"] < history[0]["val_nll"]
+    assert 0 < history[-1]["val_bits_per_dim"] < 8
+    assert (fitted.run_dir / "prior_best.pt").exists() and (fitted.run_dir / "prior_metrics.jsonl").exists()
+
+    grid = sample_images(fitted.run_dir, n=12, seed=1, device="cpu")
+    assert isinstance(grid, Image.Image) and grid.width > grid.height  # 8 per row, 2 rows
+    pixels = torch.from_numpy(np.asarray(grid)).float()
+    assert torch.equal(pixels, torch.from_numpy(np.asarray(sample_images(fitted.run_dir, n=12, seed=1,
+                                                                          device="cpu"))).float())
+    assert pixels.std() > 1.0  # decoded images, not a blank canvas
+
+
+def test_train_with_a_prior_section_then_sample(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--set", "data.resolution=16", "--set", "data.crops_per_image=16", "--set", "model.hidden=8",
+            "--set", "model.residual_hidden=4", "--set", "model.embedding_dim=4", "--set", "model.codebook_size=16",
+            "--set", "optim.epochs=1", "--set", "prior.layers=2", "--set", "prior.channels=8",
+            "--set", "prior.epochs=1", "--set", "device=cpu"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "prior val nll" in out and "next: vqtune sample runs/vqvae" in out
+    assert main(["sample", "runs/vqvae", "--n", "8", "-o", "samples.png"]) == 0
+    assert Image.open(tmp_path / "samples.png").size[0] > 8 * 16
+
+    assert main(["train", "--set", "prior.vqvae_checkpoint=missing.pt", "--set", "device=cpu"]) == 2
+    assert "prior.vqvae_checkpoint: missing.pt: no such checkpoint file" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path), "-o", "x.png"]) == 2
+    assert "no prior_best.pt here" in capsys.readouterr().err
