@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.postgres import admin_connect, find_pg_bin, fresh_postgres_db, postgres_url, throwaway_postgres  # noqa: F401
+from tests.postgres import admin_connect, find_pg_bin, throwaway_postgres
 
 
 def _objective(trial: optuna.Trial) -> float:

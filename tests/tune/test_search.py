@@ -4,7 +4,6 @@ import threading
 import time
 
 import optuna
-import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 

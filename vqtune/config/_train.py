@@ -41,8 +41,11 @@ class DataConfig(_Section):
     channels: Optional[Literal[1, 3]] = Field(
         None, description="1 (grey) or 3 (RGB); default: 1 for fashion-mnist, 3 otherwise."
     )
-    val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="Share of source images (photos or files) held out for validation; "
-                                "fashion-mnist uses its official test split instead.")
+    val_fraction: float = Field(
+        0.15, gt=0.0, lt=1.0,
+        description="Share of source images (photos or files) held out for validation; "
+        "fashion-mnist uses its official test split instead.",
+    )
     split_seed: int = Field(0, description="Seed of the deterministic train/val split and of the crops.")
     max_images: Optional[int] = Field(
         None, ge=2, description="Keep at most this many training images (crops), train and val together."

@@ -165,7 +165,7 @@ class VectorQuantizer(nn.Module):
         mask = dead.unsqueeze(1)
         self.embedding.copy_(torch.where(mask, seeds, self.embedding))
         if self.ema:
-            self.ema_cluster_size.copy_(torch.where(dead, torch.ones_like(self.ema_cluster_size), self.ema_cluster_size))
+            self.ema_cluster_size.masked_fill_(dead, 1.0)
             self.ema_embed_sum.copy_(torch.where(mask, seeds, self.ema_embed_sum))
         self.steps_unused.masked_fill_(dead, 0)
 

@@ -12,7 +12,9 @@ from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, describe, valid
 from vqtune.tune._study import SPACE_ATTR, StudyError
 
 
-def trial_train_config(study: optuna.Study, number: Optional[int] = None) -> tuple[TrainConfig, optuna.trial.FrozenTrial]:
+def trial_train_config(
+    study: optuna.Study, number: Optional[int] = None
+) -> tuple[TrainConfig, optuna.trial.FrozenTrial]:
     """The search's base config with the parameters of trial ``number`` (default: the best complete trial)."""
     recorded = study.user_attrs.get(SPACE_ATTR)
     if recorded is None:
@@ -48,8 +50,9 @@ def trial_train_config(study: optuna.Study, number: Optional[int] = None) -> tup
 def export_config(study: optuna.Study, path: Path, number: Optional[int] = None) -> optuna.trial.FrozenTrial:
     """Write the trial's training config to ``path`` as commented YAML; returns the trial."""
     config, trial = trial_train_config(study, number)
-    value = "" if trial.value is None else f", {study.user_attrs[SPACE_ATTR]['objective']['metric']} = {trial.value:.6g}"
-    header = f"# vqtune train config from study {study.study_name!r}, trial {trial.number} ({trial.state.name}{value})\n"
+    metric = study.user_attrs[SPACE_ATTR]["objective"]["metric"]
+    value = "" if trial.value is None else f", {metric} = {trial.value:.6g}"
+    header = f"# vqtune train config: study {study.study_name!r}, trial {trial.number} ({trial.state.name}{value})\n"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + describe(config))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from vqtune.train import encode_dataset
 from vqtune.errors import ConfigError
 from vqtune.tune._live import LiveView, best_trial, render
 from vqtune.tune._searcher import StudySearcher, count_states
+from vqtune.tune._sampling import grid_of
 from vqtune.tune._storage import is_sqlite, mask, open_storage
 from vqtune.tune._study import open_study
 from vqtune.tune._trial import run_trial
@@ -63,13 +65,16 @@ def run_study(
     storage = open_storage(space.storage)
     study = open_study(space, storage, space_file)
     trial_root = space.trial_dir / space.study
-    searcher = StudySearcher(study, storage, space, space.n_trials, trial_root)
+    n_trials = space.n_trials
+    if space.sampler.type == "grid":  # past the last grid point the grid sampler would repeat points
+        n_trials = min(n_trials, math.prod(len(values) for values in grid_of(space).values()))
+    searcher = StudySearcher(study, storage, space, n_trials, trial_root)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, space=space, study_name=space.study),
         {"cpu": cpu, "gpu": gpu},
     )
     # Transient: the summary the caller prints replaces the live view when the search ends.
-    with Live(render(study, space, space.n_trials), console=console, refresh_per_second=2, transient=True) as live:
+    with Live(render(study, space, n_trials), console=console, refresh_per_second=2, transient=True) as live:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -79,7 +84,7 @@ def run_study(
                 name=space.study,
                 storage_path=str(trial_root / "ray"),
                 verbose=2 if verbose else 0,
-                callbacks=[LiveView(study, space, space.n_trials, live)],
+                callbacks=[LiveView(study, space, n_trials, live)],
             ),
         )
         try:

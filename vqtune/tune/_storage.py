@@ -6,7 +6,6 @@ import sqlite3
 from pathlib import Path
 
 import optuna
-import sqlalchemy
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 

@@ -72,7 +72,10 @@ class StudyReporter(Reporter):
 def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
     """The Ray trainable. ``config`` holds the Optuna ``trial_id`` and ``params`` chosen by the driver."""
     storage = open_storage(space.storage)
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=build_pruner(space))
+    # Workers report and tell; only the driver samples, so a plain sampler stands in for the file's one
+    # (a grid sampler would try to stop the study from inside tell).
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=build_pruner(space),
+                              sampler=optuna.samplers.RandomSampler())
     trial_id = config["trial_id"]
     trial = optuna.Trial(study, trial_id)
     if storage.get_trial(trial_id).state.is_finished():
