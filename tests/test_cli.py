@@ -28,7 +28,7 @@ def test_train_writes_a_run_directory(tmp_path, capsys):
     assert f"done: {run}" in out.out
     assert "epoch   2/2" in out.err
     assert sorted(p.name for p in run.iterdir()) == [
-        "best.pt", "config.yaml", "last.pt", "metrics.jsonl", "reconstructions.png"
+        "best.pt", "code_usage.json", "config.yaml", "last.pt", "metrics.jsonl", "reconstructions.png"
     ]
     # --resume continues the same run with more epochs
     assert main(["train", "--resume", str(run), "--set", "optim.epochs=3"]) == 0

@@ -86,6 +86,25 @@ def _parser() -> argparse.ArgumentParser:
     studies.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
     studies.set_defaults(func=_studies)
 
+    dashboard = commands.add_parser("dashboard", help="optuna-dashboard on a storage, with the trials' artifacts")
+    dashboard.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine "
+                           "only; 0.0.0.0 opens it to the network)")
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.add_argument("--artifact-dir", type=Path, help="default: artifacts/ next to a SQLite database, "
+                           "else studies/artifacts")
+    dashboard.set_defaults(func=_dashboard)
+
+    report = commands.add_parser("report", help="write a self-contained HTML report of a study (and its table)")
+    report.add_argument("study", metavar="STUDY")
+    report.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    report.add_argument("-o", "--output", type=Path, required=True, metavar="HTML")
+    report.add_argument("--csv", type=Path, metavar="FILE", help="also write the trials table as CSV")
+    report.add_argument("--parquet", type=Path, metavar="FILE", help="also write the trials table as Parquet")
+    report.add_argument("--artifact-dir", type=Path, help="default: artifacts/ next to a SQLite database, "
+                        "else studies/artifacts")
+    report.set_defaults(func=_report)
+
     trials = commands.add_parser("trials", help="list the trials of a study")
     trials.add_argument("study", metavar="NAME")
     trials.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
@@ -113,6 +132,8 @@ def _run(args: argparse.Namespace) -> int:
     console.print(
         "next:\n"
         f"  vqtune trials {space.study}{storage}\n"
+        f"  vqtune report {space.study}{storage} -o {space.study}-report.html\n"
+        f"  vqtune dashboard{storage}\n"
         f"  vqtune export --study {space.study}{storage} -o {space.study}-best.yaml\n"
         f"  vqtune train {space.study}-best.yaml"
     )
@@ -136,10 +157,42 @@ def _studies(args: argparse.Namespace) -> int:
 
 
 def _trials(args: argparse.Namespace) -> int:
-    from vqtune.tune import load_existing, open_storage, trials_table
+    from vqtune.report import trials_frame
+    from vqtune.tune import load_existing, open_storage
 
     study = load_existing(open_storage(Storage(url=args.storage), create=False), args.study, args.storage)
-    _print_frame(trials_table(study), "no trials")
+    frame = trials_frame(study)
+    params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
+    columns = ["number", "state", "value", *params, "pruned_by", "epochs", "perplexity", "fail_reason"]
+    _print_frame(frame.reindex(columns=[c for c in columns if c in frame.columns]), "no trials")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from vqtune.dashboard import default_artifact_dir
+    from vqtune.report import write_report
+    from vqtune.tune import load_existing, open_storage
+
+    storage = open_storage(Storage(url=args.storage), create=False)
+    study = load_existing(storage, args.study, args.storage)
+    artifact_dir = args.artifact_dir or default_artifact_dir(args.storage)
+    frame = write_report(study, storage, args.output, artifact_dir, storage_url=args.storage)
+    written = [str(args.output)]
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+        written.append(str(args.csv))
+    if args.parquet:
+        frame.to_parquet(args.parquet, index=False)
+        written.append(str(args.parquet))
+    print(f"wrote {', '.join(written)}: {len(frame)} trials of study {args.study}")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from vqtune.dashboard import serve
+
+    serve(args.storage, host=args.host, port=args.port, artifact_dir=args.artifact_dir,
+          announce=lambda line: print(line, flush=True))
     return 0
 
 

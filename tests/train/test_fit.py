@@ -66,6 +66,9 @@ def test_two_epochs_on_photos_lower_val_mse_and_fill_the_run_dir(tiny_config):
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["val_recon_mse"] for line in lines] == [m["val_recon_mse"] for m in recorder.epochs]
     assert (run / "config.yaml").exists() and (run / "last.pt").exists() and (run / "best.pt").exists()
+    usage = json.loads((run / "code_usage.json").read_text())
+    assert len(usage["counts"]) == 32 and sum(usage["counts"]) == len(data.val) * 4 * 4  # every val latent
+    assert sum(c > 0 for c in usage["counts"]) / 32 == pytest.approx(final["val_usage"])
     grid = Image.open(run / "reconstructions.png")
     assert grid.height > 2 * 16 and grid.width > grid.height  # originals above, reconstructions below
 

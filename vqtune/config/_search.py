@@ -170,6 +170,10 @@ class SearchSpace(_Section):
     storage: Storage = Field(default_factory=Storage)
     resources: Resources = Field(default_factory=Resources)
     trial_dir: Path = Field(Path("studies/trials"), description="Run directories of the trials, per study.")
+    artifact_dir: Optional[Path] = Field(
+        None,
+        description="Optuna artifact store (default: artifacts/ next to a SQLite database, else studies/artifacts).",
+    )
     max_concurrent: Optional[int] = Field(None, ge=1, description="Trials at once (null: as resources allow).")
     base: TrainConfig = Field(default_factory=TrainConfig, description="The training config every trial starts from.")
     space: Dict[str, Param] = Field(..., min_length=1, description="Dotted config keys mapped to distributions.")

@@ -100,6 +100,7 @@ def fit_vqvae(
     val_variance = float(val_u8.double().div(255).var())
     best = min((h["val_recon_mse"] for h in history), default=math.inf)
     stopped = False
+    usage: Optional[CodeUsage] = None
 
     for epoch in range(start_epoch, config.optim.epochs + 1):
         # Seeding per epoch makes a resumed run identical to an uninterrupted one.
@@ -133,7 +134,8 @@ def fit_vqvae(
             )
 
         metrics = {"epoch": epoch, "train_recon_mse": train_recon, "train_commitment": train_commitment}
-        metrics.update(evaluate(model, val_u8, config.optim.batch_size, val_variance))
+        usage = CodeUsage(model.quantizer.codebook_size, device=device)
+        metrics.update(evaluate(model, val_u8, config.optim.batch_size, val_variance, usage))
         metrics["train_images_per_s"] = steps * batch_size / train_seconds
         metrics["epoch_seconds"] = time.perf_counter() - t0
         if not math.isfinite(metrics["val_recon_mse"]):
@@ -160,16 +162,22 @@ def fit_vqvae(
     # Spread over the split: neighbouring val images are often crops of the same photo.
     picks = torch.linspace(0, len(val_u8) - 1, min(GRID_IMAGES, len(val_u8)), device=val_u8.device).long()
     save_reconstructions(model, val_u8[picks], run_dir / rd.RECONSTRUCTIONS)
+    if history and usage is not None:  # the code counts of the last evaluation, for usage histograms
+        rd.write_code_usage(run_dir, usage.counts.cpu().long().tolist())
     return FitResult(run_dir=run_dir, model=model, history=history, stopped_early=stopped)
 
 
 @torch.no_grad()
-def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: float) -> dict:
-    """Reconstruction error and code usage of ``model`` over all of ``images_u8`` (N, C, H, W) uint8."""
+def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: float,
+             usage: Optional[CodeUsage] = None) -> dict:
+    """Reconstruction error and code usage of ``model`` over all of ``images_u8`` (N, C, H, W) uint8.
+
+    ``usage``, when given, must be empty; it is filled with the code counts of the whole split.
+    """
     model.eval()
     device = images_u8.device
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    usage = CodeUsage(model.quantizer.codebook_size, device=device)
+    usage = usage if usage is not None else CodeUsage(model.quantizer.codebook_size, device=device)
     sse = torch.zeros((), dtype=torch.float64, device=device)
     t0 = time.perf_counter()
     for start in range(0, len(images_u8), batch_size):

@@ -14,6 +14,7 @@ METRICS_FILE = "metrics.jsonl"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 RECONSTRUCTIONS = "reconstructions.png"
+CODE_USAGE = "code_usage.json"
 
 
 def fresh_run_dir(requested: Path) -> Path:
@@ -43,3 +44,12 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_code_usage(run_dir: Path, counts: list[int]) -> None:
+    """How often each code was chosen over the validation split at the last evaluation."""
+    (run_dir / CODE_USAGE).write_text(json.dumps({"codebook_size": len(counts), "counts": counts}))
+
+
+def read_code_usage(run_dir: Path) -> list[int]:
+    return json.loads((Path(run_dir) / CODE_USAGE).read_text())["counts"]

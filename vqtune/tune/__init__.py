@@ -4,7 +4,7 @@ from vqtune.tune._export import export_config, trial_train_config
 from vqtune.tune._runner import SearchResult, run_study
 from vqtune.tune._storage import StorageError, mask, open_storage
 from vqtune.tune._study import StudyError, load_existing, open_study
-from vqtune.tune._tables import studies_table, trials_table
+from vqtune.tune._tables import studies_table
 
 __all__ = [
     "SearchResult",
@@ -17,6 +17,5 @@ __all__ = [
     "open_study",
     "run_study",
     "studies_table",
-    "trials_table",
     "trial_train_config",
 ]

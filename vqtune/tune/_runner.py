@@ -20,6 +20,7 @@ from vqtune.train import encode_dataset
 from vqtune.errors import ConfigError
 from vqtune.tune._live import LiveView, best_trial, render
 from vqtune.tune._searcher import StudySearcher, count_states
+from vqtune.tune._artifacts import default_artifact_dir
 from vqtune.tune._sampling import grid_of
 from vqtune.tune._storage import is_sqlite, mask, open_storage
 from vqtune.tune._study import open_study
@@ -68,7 +69,7 @@ def run_study(
     n_trials = space.n_trials
     if space.sampler.type == "grid":  # past the last grid point the grid sampler would repeat points
         n_trials = min(n_trials, math.prod(len(values) for values in grid_of(space).values()))
-    searcher = StudySearcher(study, storage, space, n_trials, trial_root)
+    searcher = StudySearcher(study, storage, space, n_trials, trial_root, artifact_dir_of(space))
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, space=space, study_name=space.study),
         {"cpu": cpu, "gpu": gpu},
@@ -92,6 +93,13 @@ def run_study(
         finally:
             searcher.close()
     return SearchResult(study, mask(space.storage.url), count_states(study), best_trial(study))
+
+
+def artifact_dir_of(space: SearchSpace) -> Path:
+    """``space.artifact_dir``, else ``artifacts/`` next to a SQLite database, else ``studies/artifacts``."""
+    if space.artifact_dir is not None:
+        return space.artifact_dir.resolve()
+    return default_artifact_dir(space.storage.url)
 
 
 def _trial_resources(space: SearchSpace, ray) -> tuple[float, float]:

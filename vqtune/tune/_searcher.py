@@ -40,7 +40,7 @@ class StudySearcher(Searcher):
     """
 
     def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, space: SearchSpace,
-                 n_trials: int, trial_root: Path, max_failures: Optional[int] = None):
+                 n_trials: int, trial_root: Path, artifact_dir: Path, max_failures: Optional[int] = None):
         super().__init__()  # no metric for Ray: the study judges trials, and a failed trial reports nothing
         self.study = study
         self.storage = storage
@@ -48,6 +48,7 @@ class StudySearcher(Searcher):
         self.space = space
         self.n_trials = n_trials
         self.trial_root = trial_root
+        self.artifact_dir = artifact_dir
         self.max_failures = max_failures if max_failures is not None else max(3, n_trials)
         self.failures = 0
         self._quiet_until = 0.0
@@ -84,6 +85,7 @@ class StudySearcher(Searcher):
             "number": trial.number,
             "params": params,
             "run_dir": str(self.trial_root / f"trial-{trial.number:04d}"),
+            "artifact_dir": str(self.artifact_dir),
         }
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:

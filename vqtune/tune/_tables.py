@@ -1,4 +1,4 @@
-"""``vqtune studies`` and ``vqtune trials``: the studies of a storage and the trials of a study, as tables."""
+"""``vqtune studies``: the studies of a storage as a table."""
 
 from __future__ import annotations
 
@@ -23,14 +23,3 @@ def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
             "metric": (summary.user_attrs.get("search_space") or {}).get("objective", {}).get("metric"),
         })
     return pd.DataFrame(rows)
-
-
-def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, value, params, pruned_by, epochs (and the failure reason)."""
-    frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs"), multi_index=False)
-    if frame.empty:
-        return frame
-    frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
-    params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
-    columns = ["number", "state", "value", *params, "pruned_by", "epochs", "perplexity", "fail_reason"]
-    return frame.reindex(columns=[c for c in columns if c in frame.columns])

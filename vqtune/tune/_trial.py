@@ -16,6 +16,7 @@ from ray import tune
 from vqtune.config import SearchSpace
 from vqtune.errors import VqtuneError
 from vqtune.train import Reporter, fit_prior, fit_vqvae
+from vqtune.tune._artifacts import artifact_store, upload_trial_artifacts
 from vqtune.tune._sampling import build_pruner
 from vqtune.tune._storage import open_storage
 
@@ -111,6 +112,8 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
 
     _final_attrs(trial, result.final, epochs=len(result.history))
     trial.set_user_attr("run_dir", str(result.run_dir))
+    state = "PRUNED" if reporter.pruned_by else "COMPLETE"
+    upload_trial_artifacts(trial, artifact_store(Path(config["artifact_dir"])), result.run_dir, result.final, state)
     if reporter.pruned_by:
         trial.set_user_attr("pruned_by", reporter.pruned_by)
         trial.set_user_attr("pruned_epoch", reporter.pruned_epoch)

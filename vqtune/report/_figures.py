@@ -1,0 +1,104 @@
+"""The report's figures: Optuna's plotly figures where Optuna has one, the VQ-VAE-specific ones here."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pandas as pd
+import plotly.graph_objects as go
+from optuna.trial import TrialState
+from optuna.visualization import (
+    plot_intermediate_values,
+    plot_optimization_history,
+    plot_parallel_coordinate,
+    plot_param_importances,
+)
+
+STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#7f7f7f"}
+
+
+def optimization_history(study: optuna.Study) -> go.Figure:
+    return plot_optimization_history(study)
+
+
+def intermediate_values(study: optuna.Study) -> go.Figure:
+    """Optuna's learning curves, with an x where each pruned trial was stopped."""
+    figure = plot_intermediate_values(study)
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    marks = [(max(t.intermediate_values), t.intermediate_values[max(t.intermediate_values)], t)
+             for t in pruned if t.intermediate_values]
+    if marks:
+        figure.add_trace(go.Scatter(
+            x=[m[0] for m in marks], y=[m[1] for m in marks], mode="markers", name="pruned here",
+            marker={"symbol": "x", "size": 11, "color": STATE_COLORS["PRUNED"]},
+            text=[f"trial {m[2].number}: pruned by {m[2].user_attrs.get('pruned_by', '?')}" for m in marks],
+            hoverinfo="text",
+        ))
+    figure.update_layout(title="Intermediate values (x: pruned)")
+    return figure
+
+
+def param_importances(study: optuna.Study) -> go.Figure:
+    """Optuna's fANOVA importances; a note instead when the study has too few complete trials."""
+    try:
+        return plot_param_importances(study)
+    except (ValueError, RuntimeError) as exc:
+        return _note("Parameter importances", f"not available yet: {exc}")
+
+
+def parallel_coordinates(study: optuna.Study) -> go.Figure:
+    return plot_parallel_coordinate(study)
+
+
+def perplexity_vs_mse(frame: pd.DataFrame) -> go.Figure:
+    """Final validation perplexity against reconstruction MSE, one point per trial, colored by state."""
+    figure = go.Figure()
+    if {"perplexity", "val_recon_mse"} <= set(frame.columns):
+        for state, rows in frame.dropna(subset=["perplexity", "val_recon_mse"]).groupby("state"):
+            figure.add_trace(go.Scatter(
+                x=rows["perplexity"], y=rows["val_recon_mse"], mode="markers", name=str(state),
+                marker={"color": STATE_COLORS.get(str(state), "#7f7f7f"), "size": 9},
+                text=[f"trial {n}" for n in rows["number"]], hoverinfo="text+x+y",
+            ))
+    figure.update_layout(title="Codebook perplexity vs reconstruction MSE", xaxis_title="val perplexity",
+                         yaxis_title="val reconstruction MSE", yaxis_type="log")
+    return figure
+
+
+def rate_distortion(frame: pd.DataFrame) -> go.Figure:
+    """Bits per image (latent cells x log2 K) against val MSE, with the Pareto front of the trials."""
+    figure = go.Figure()
+    if {"bits_per_image", "val_recon_mse"} <= set(frame.columns):
+        points = frame.dropna(subset=["bits_per_image", "val_recon_mse"])
+        for state, rows in points.groupby("state"):
+            figure.add_trace(go.Scatter(
+                x=rows["bits_per_image"], y=rows["val_recon_mse"], mode="markers", name=str(state),
+                marker={"color": STATE_COLORS.get(str(state), "#7f7f7f"), "size": 9},
+                text=[f"trial {n}" for n in rows["number"]], hoverinfo="text+x+y",
+            ))
+        front = pareto_front(points["bits_per_image"].to_numpy(), points["val_recon_mse"].to_numpy())
+        if len(front):
+            ordered = points.iloc[front].sort_values("bits_per_image")
+            figure.add_trace(go.Scatter(x=ordered["bits_per_image"], y=ordered["val_recon_mse"],
+                                        mode="lines", name="Pareto front", line={"color": "black", "dash": "dot"}))
+    figure.update_layout(title="Rate vs distortion", xaxis_title="bits per image (latent cells x log2 K)",
+                         xaxis_type="log", yaxis_title="val reconstruction MSE", yaxis_type="log")
+    return figure
+
+
+def pareto_front(rate: np.ndarray, distortion: np.ndarray) -> list[int]:
+    """Indices of the points no other point beats on both rate and distortion (lower is better)."""
+    front = []
+    for i in range(len(rate)):
+        dominated = np.any((rate <= rate[i]) & (distortion <= distortion[i]) &
+                           ((rate < rate[i]) | (distortion < distortion[i])))
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def _note(title: str, text: str) -> go.Figure:
+    figure = go.Figure()
+    figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    figure.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, height=200)
+    return figure
