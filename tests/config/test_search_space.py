@@ -71,7 +71,7 @@ def test_flags_and_overrides(tmp_path):
         ("objective: {metric: accuracy}\nspace:\n  optim.lr: {type: float, low: 0.1, high: 1}\n", r"objective.metric: Input should be 'val_recon_mse'"),
         ("resources: {gpu: -1}\nspace:\n  optim.lr: {type: float, low: 0.1, high: 1}\n", r"resources.gpu"),
         ("base:\n  optim:\n    batch_size: 0\nspace:\n  optim.lr: {type: float, low: 0.1, high: 1}\n", r"base.optim.batch_size: Input should be greater than or equal to 1"),
-        ("bogus: 1\nspace:\n  optim.lr: {type: float, low: 0.1, high: 1}\n", r"bogus: unknown key; valid keys here: base, max_concurrent, n_trials, objective"),
+        ("bogus: 1\nspace:\n  optim.lr: {type: float, low: 0.1, high: 1}\n", r"bogus: unknown key; valid keys here: artifact_dir, base, max_concurrent, n_trials, objective"),
         ("", r"study: Field required"),
     ],
 )

@@ -69,8 +69,8 @@ def test_prior_learns_the_codes_and_samples_decode(stage1, tmp_path):
 
     grid = sample_images(fitted.run_dir, n=12, seed=1, device="cpu")
     assert isinstance(grid, Image.Image) and grid.width > grid.height  # 8 per row, 2 rows
-    pixels = torch.from_numpy(np.asarray(grid)).float()
-    assert torch.equal(pixels, torch.from_numpy(np.asarray(sample_images(fitted.run_dir, n=12, seed=1,
+    pixels = torch.from_numpy(np.array(grid)).float()
+    assert torch.equal(pixels, torch.from_numpy(np.array(sample_images(fitted.run_dir, n=12, seed=1,
                                                                           device="cpu"))).float())
     assert pixels.std() > 1.0  # decoded images, not a blank canvas
 

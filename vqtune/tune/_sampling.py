@@ -61,7 +61,8 @@ def grid_of(space: SearchSpace) -> dict[str, list]:
             grid[key] = list(range(param.low, param.high + 1, param.step))
         elif isinstance(param, FloatParam):
             n = round((param.high - param.low) / param.step)
-            grid[key] = [param.low + i * param.step for i in range(n + 1)]
+            # rounded: low + i * step drifts past high in floating point (0.1 + 2 * 0.1 > 0.3)
+            grid[key] = [min(round(param.low + i * param.step, 12), param.high) for i in range(n + 1)]
         if len(grid[key]) > 10_000:
             raise ConfigError(f"space.{key}: {len(grid[key])} grid values; use a larger step or another sampler")
     return grid
