@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train a VQ-VAE from a config file (defaults: bundled photos)")
+    train = commands.add_parser(
+        "train", help="train a VQ-VAE, and its prior with a prior: section (defaults: bundled photos)"
+    )
     train.add_argument("config", nargs="?", type=Path, help="training config YAML (default: built-in defaults)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set model.codebook_size=256 (repeatable)")
