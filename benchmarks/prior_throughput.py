@@ -32,7 +32,6 @@ import contextlib
 import datetime
 import json
 import os
-import re
 import shlex
 import statistics
 import sys
@@ -42,15 +41,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from train_throughput import INTRO, NOISY_SPREAD, TITLE, describe_machine, fmt, log, summarize
+from sections import write_section
+from train_throughput import NOISY_SPREAD, describe_machine, fmt, log, summarize
 from vqtune.config import ModelConfig, PriorConfig
 from vqtune.models import GatedPixelCNN
 from vqtune.train import resolve_device
 from vqtune.train._prior import build_prior
 
-BEGIN = "<!-- prior_throughput:begin -->"
-END = "<!-- prior_throughput:end -->"
-RECORDS = re.compile(r"<!-- prior_throughput:records (.*?) -->", re.S)
 # Code grid side -> training steps per repeat: the same 131,072 latents per repeat on both grids.
 GRIDS = {8: 32, 32: 2}
 WARMUP_STEPS = 2
@@ -119,7 +116,7 @@ def main() -> None:
             log(f"  training spread {t['spread']:.0%} > {NOISY_SPREAD:.0%}: the machine may have been busy (other "
                 f"processes used {record['other_processes_cpu_seconds']} CPU-s during the run); consider re-running")
     if args.write:
-        write_section(args.write, record)
+        write_section(args.write, "prior_throughput", record, render_section)
         log(f"updated the prior_throughput section of {args.write}")
     print(json.dumps(record))
 
@@ -229,27 +226,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def write_section(path: Path, record: dict) -> None:
-    """Replace this benchmark's section of ``path`` (creating the file or the section when missing).
-
-    The same logic as ``train_throughput.write_section``, which is tied to that benchmark's markers.
-    """
-    text = path.read_text() if path.exists() else f"{TITLE}\n\n{INTRO}\n"
-    start, end = text.find(BEGIN), text.find(END)
-    if (start >= 0) != (end > start):
-        sys.exit(f"{path}: found one of {BEGIN} / {END} without the other; fix the file by hand")
-    old = text[start:end] if 0 <= start < end else ""
-    found = RECORDS.search(old)
-    records = {r["device"]: r for r in json.loads(found.group(1))} if found else {}
-    records[record["device"]] = record
-    section = f"{BEGIN}\n{render_section(records)}{END}"
-    if old:
-        text = text[:start] + section + text[end + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def render_section(records: dict[str, dict]) -> str:
     rows = [records[d] for d in ("cpu", "cuda") if d in records]
     first = rows[0]
@@ -313,7 +289,6 @@ def render_section(records: dict[str, dict]) -> str:
             f"Command: `{r['command']}`",
             "",
         ]
-    lines += [f"<!-- prior_throughput:records {json.dumps(list(records.values()))} -->", ""]
     return "\n".join(lines)
 
 

@@ -23,7 +23,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shlex
 import statistics
 import sys
@@ -33,20 +32,10 @@ from typing import Mapping
 
 import torch
 
+from sections import write_section
 from vqtune.config import DataConfig, TrainConfig
 from vqtune.train import Reporter, RunInfo, fit_vqvae, resolve_device
 
-BEGIN = "<!-- train_throughput:begin -->"
-END = "<!-- train_throughput:end -->"
-# The measured records, kept inside the section so a later run on another device can add its row.
-RECORDS = re.compile(r"<!-- train_throughput:records (.*?) -->", re.S)
-TITLE = "# vqtune benchmarks"
-INTRO = (
-    "Measured figures for vqtune, each produced by a script in `benchmarks/` that writes its own section "
-    "of this file (between `<!-- NAME:begin -->` and `<!-- NAME:end -->` markers) with the machine, the exact "
-    "command and the date, so any figure here can be re-measured and compared. Re-run a script with "
-    "`--write BENCHMARKS.md` to update its section; other sections are left as they are."
-)
 NOISY_SPREAD = 0.20  # (max - min) / median above this: the machine was probably busy
 
 
@@ -118,7 +107,8 @@ def main() -> None:
             log(f"  spread {s['spread']:.0%} > {NOISY_SPREAD:.0%}: the machine may have been busy "
                 f"(load average {os.getloadavg()[0]:.2f}); consider re-running")
     if args.write:
-        write_section(args.write, record)
+        trimmed = {k: v for k, v in record.items() if k != "per_epoch"}
+        write_section(args.write, "train_throughput", trimmed, render_section)
         log(f"updated the train_throughput section of {args.write}")
     print(json.dumps(record))
 
@@ -162,24 +152,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def write_section(path: Path, record: dict) -> None:
-    """Replace this benchmark's section of ``path`` (creating the file or the section when missing)."""
-    text = path.read_text() if path.exists() else f"{TITLE}\n\n{INTRO}\n"
-    start, end = text.find(BEGIN), text.find(END)
-    if (start >= 0) != (end > start):
-        sys.exit(f"{path}: found one of {BEGIN} / {END} without the other; fix the file by hand")
-    old = text[start:end] if 0 <= start < end else ""
-    found = RECORDS.search(old)
-    records = {r["device"]: r for r in json.loads(found.group(1))} if found else {}
-    records[record["device"]] = {k: v for k, v in record.items() if k != "per_epoch"}
-    section = f"{BEGIN}\n{render_section(records)}{END}"
-    if old:
-        text = text[:start] + section + text[end + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def render_section(records: dict[str, dict]) -> str:
     rows = [records[d] for d in ("cpu", "cuda") if d in records]
     first = rows[0]
@@ -217,7 +189,6 @@ def render_section(records: dict[str, dict]) -> str:
             f"Command: `{r['command']}`",
             "",
         ]
-    lines += [f"<!-- train_throughput:records {json.dumps(list(records.values()))} -->", ""]
     return "\n".join(lines)
 
 

@@ -28,10 +28,11 @@ GRID_IMAGES = 8
 
 @dataclass
 class FitResult:
-    """What a finished (or stopped) run leaves: its directory, the model and every epoch's metrics."""
+    """What a finished (or stopped) run leaves: its directory, the model (a VQVAE, or a GatedPixelCNN for
+    stage 2) and every epoch's metrics."""
 
     run_dir: Path
-    model: VQVAE
+    model: torch.nn.Module
     history: list[dict] = field(default_factory=list)
     stopped_early: bool = False
 

@@ -6,7 +6,6 @@ import contextlib
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -20,23 +19,12 @@ from vqtune.train import _run_dir as rd
 from vqtune.train._build import resolve_device
 from vqtune.train._checkpoint import load_checkpoint, save_checkpoint
 from vqtune.train._codes import Codes, encode_dataset
+from vqtune.train._fit import FitResult
 from vqtune.train._reporter import Reporter, RunInfo
 
 PRIOR_LAST = "prior_last.pt"
 PRIOR_BEST = "prior_best.pt"
 PRIOR_METRICS = "prior_metrics.jsonl"
-
-
-@dataclass
-class PriorResult:
-    run_dir: Path
-    model: GatedPixelCNN
-    history: list[dict] = field(default_factory=list)
-    stopped_early: bool = False
-
-    @property
-    def final(self) -> dict:
-        return self.history[-1] if self.history else {}
 
 
 def build_prior(prior: PriorConfig, codebook_size: int) -> GatedPixelCNN:
@@ -50,7 +38,7 @@ def fit_prior(
     *,
     checkpoint: Optional[Path] = None,
     run_dir: Optional[Path] = None,
-) -> PriorResult:
+) -> FitResult:
     """Train ``config.prior`` on the codes of ``checkpoint`` (default: ``config.prior.vqvae_checkpoint``).
 
     ``run_dir``: write into this existing run directory (after stage 1); default a fresh ``config.run_dir``.
@@ -130,7 +118,7 @@ def fit_prior(
         if reporter.report(epoch, metrics):
             stopped = True
             break
-    return PriorResult(run_dir, model, history, stopped)
+    return FitResult(run_dir, model, history, stopped)
 
 
 @torch.no_grad()
