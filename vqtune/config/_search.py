@@ -149,6 +149,9 @@ class Resources(_Section):
         "auto", description="GPUs per trial: a number, a fraction, or auto (1/trials_per_gpu when GPUs exist)."
     )
     trials_per_gpu: int = Field(2, ge=1, description="With gpu: auto, how many trials share one GPU.")
+    max_restarts: int = Field(
+        2, ge=0, description="Times Ray runs a trial again after its worker process died (from its last epoch)."
+    )
 
     @field_validator("gpu")
     @classmethod

@@ -87,6 +87,11 @@ def fit_vqvae(
             ) from None
         history = list(state["metrics"])
         start_epoch = int(state["epoch"]) + 1
+        # The checkpoint is the truth: a run killed after writing an epoch's metrics line but before its
+        # checkpoint would otherwise list that epoch twice.
+        (run_dir / rd.METRICS_FILE).unlink(missing_ok=True)
+        for metrics in history:
+            rd.append_metrics(run_dir, metrics)
     else:
         run_dir = rd.fresh_run_dir(config.run_dir)
     rd.write_config(run_dir, config.model_dump(mode="json"))  # on resume: the config now in force

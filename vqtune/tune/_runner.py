@@ -85,6 +85,8 @@ def run_study(
                 name=space.study,
                 storage_path=str(trial_root / "ray"),
                 verbose=2 if verbose else 0,
+                # a trial whose worker process dies is run again, from its last epoch checkpoint
+                failure_config=tune.FailureConfig(max_failures=space.resources.max_restarts),
                 callbacks=[LiveView(study, space, n_trials, live)],
             ),
         )

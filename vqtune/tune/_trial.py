@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import traceback
 from pathlib import Path
 from typing import Any, Mapping
@@ -89,6 +90,8 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
         "device": device,
         "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
         "node": ray.util.get_node_ip_address(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "pid": os.getpid(),
     }.items():
         trial.set_user_attr(key, value)
 
@@ -99,8 +102,17 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
     prior = train_config.prior
     epochs = prior.epochs if prior else train_config.optim.epochs
     reporter = StudyReporter(trial, space, train_config.model.codebook_size, epochs)
+    # Ray runs a trial again when its worker process died (FailureConfig): the Optuna trial is still RUNNING
+    # with the epochs it reported, and its run directory holds the checkpoint of the last of them.
+    restarted = bool(storage.get_trial(trial_id).intermediate_values) and (
+        Path(config["run_dir"]) / "last.pt").exists()
+    if restarted:
+        trial.set_user_attr("restarts", trial.user_attrs.get("restarts", 0) + 1)
     try:
-        result = fit_prior(train_config, reporter) if prior else fit_vqvae(train_config, reporter)
+        if prior:
+            result = fit_prior(train_config, reporter)
+        else:
+            result = fit_vqvae(train_config, reporter, resume=restarted)
     except Exception as exc:  # every failure ends the trial as FAIL with its reason; the search goes on
         reason = str(exc) if isinstance(exc, VqtuneError) else f"{type(exc).__name__}: {exc}"
         trial.set_user_attr("fail_reason", reason[:2000])
