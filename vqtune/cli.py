@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--n-trials", type=int, metavar="N", help="finished trials to reach (default: the file's)")
     run.add_argument("--address", metavar="RAY_ADDRESS", help="an existing Ray cluster: auto, HOST:PORT or "
                      "ray://HOST:10001 (default: $RAY_ADDRESS, else a local session)")
+    run.add_argument("--allow-sqlite", action="store_true", help="use a SQLite storage on a Ray cluster of "
+                     "several nodes (only when they all share its file system)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a key of the search-space file, e.g. --set base.optim.epochs=3")
     run.add_argument("--verbose", action="store_true", help="show Ray's own tables and logs")
@@ -121,7 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials}
     space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
     console = Console(stderr=True, soft_wrap=True)  # URLs and commands stay whole, to copy and paste
-    result = run_study(space, space_file=args.space, address=args.address, verbose=args.verbose, console=console)
+    result = run_study(space, space_file=args.space, address=args.address, allow_sqlite=args.allow_sqlite,
+                       verbose=args.verbose, console=console)
     counts = {state.name.lower(): n for state, n in result.counts.items() if n}
     console.print(f"study {space.study} in {result.storage_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     if result.best is None:

@@ -42,6 +42,7 @@ def run_study(
     *,
     space_file: Optional[Path] = None,
     address: Optional[str] = None,
+    allow_sqlite: bool = False,
     verbose: bool = False,
     console: Optional[Console] = None,
 ) -> SearchResult:
@@ -49,7 +50,8 @@ def run_study(
 
     Running it again with the same study continues it: finished trials stay, trials of a killed run are
     failed and rerun, and no finished trial is repeated. Uses the Ray session already initialised in this
-    process, or starts one (local, or the cluster at ``address``).
+    process, or starts one (local, or the cluster at ``address``). On a cluster of several nodes a SQLite
+    storage is refused unless ``allow_sqlite``.
     """
     console = console or Console(stderr=True)
     space = _absolute_paths(space)
@@ -63,6 +65,13 @@ def run_study(
     from ray import tune
 
     cpu, gpu = _trial_resources(space, ray)
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    if nodes > 1 and is_sqlite(space.storage.url) and not allow_sqlite:
+        raise ConfigError(
+            f"storage {mask(space.storage.url)}: SQLite does not work across the {nodes} hosts of this Ray "
+            "cluster; use a PostgreSQL URL (--storage postgresql+psycopg2://...), or --allow-sqlite if every "
+            "node shares this file system"
+        )
     storage = open_storage(space.storage)
     study = open_study(space, storage, space_file)
     trial_root = space.trial_dir / space.study
