@@ -95,20 +95,21 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
     }.items():
         trial.set_user_attr(key, value)
 
-    train_config = space.trial_config(config["params"]).model_copy(
-        update={"device": device, "run_dir": Path(config["run_dir"])}
-    )
-    trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
-    prior = train_config.prior
-    epochs = prior.epochs if prior else train_config.optim.epochs
-    reporter = StudyReporter(trial, space, train_config.model.codebook_size, epochs)
-    # Ray runs a trial again when its worker process died (FailureConfig): the Optuna trial is still RUNNING
-    # with the epochs it reported, and its run directory holds the checkpoint of the last of them.
-    restarted = bool(storage.get_trial(trial_id).intermediate_values) and (
-        Path(config["run_dir"]) / "last.pt").exists()
-    if restarted:
-        trial.set_user_attr("restarts", trial.user_attrs.get("restarts", 0) + 1)
+    reporter = None
     try:
+        train_config = space.trial_config(config["params"]).model_copy(
+            update={"device": device, "run_dir": Path(config["run_dir"])}
+        )
+        trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
+        prior = train_config.prior
+        epochs = prior.epochs if prior else train_config.optim.epochs
+        reporter = StudyReporter(trial, space, train_config.model.codebook_size, epochs)
+        # Ray runs a trial again when its worker process died (FailureConfig): the Optuna trial is still
+        # RUNNING with the epochs it reported, and its run directory holds the checkpoint of the last one.
+        restarted = bool(storage.get_trial(trial_id).intermediate_values) and (
+            Path(config["run_dir"]) / "last.pt").exists()
+        if restarted:
+            trial.set_user_attr("restarts", trial.user_attrs.get("restarts", 0) + 1)
         if prior:
             result = fit_prior(train_config, reporter)
         else:
@@ -118,14 +119,19 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
         trial.set_user_attr("fail_reason", reason[:2000])
         if not isinstance(exc, VqtuneError):
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-        _final_attrs(trial, reporter.last, epochs=len(storage.get_trial(trial_id).intermediate_values))
+        _final_attrs(trial, reporter.last if reporter else {},
+                     epochs=len(storage.get_trial(trial_id).intermediate_values))
         study.tell(trial, state=TrialState.FAIL)
         return
 
     _final_attrs(trial, result.final, epochs=len(result.history))
     trial.set_user_attr("run_dir", str(result.run_dir))
     state = "PRUNED" if reporter.pruned_by else "COMPLETE"
-    upload_trial_artifacts(trial, artifact_store(Path(config["artifact_dir"])), result.run_dir, result.final, state)
+    try:
+        upload_trial_artifacts(trial, artifact_store(Path(config["artifact_dir"])), result.run_dir, result.final,
+                               state)
+    except OSError as exc:  # the trial's result stands without its pictures
+        trial.set_user_attr("artifact_error", str(exc)[:500])
     if reporter.pruned_by:
         trial.set_user_attr("pruned_by", reporter.pruned_by)
         trial.set_user_attr("pruned_epoch", reporter.pruned_epoch)
