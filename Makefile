@@ -22,6 +22,7 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/train_throughput.py --write BENCHMARKS.md
+	$(PY) benchmarks/trainer_vs_reference.py --profile --write BENCHMARKS.md
 	$(PY) benchmarks/prior_throughput.py --write BENCHMARKS.md
 
 # Fashion-MNIST for benchmarks: the Debian package dataset-fashion-mnist, installed when apt-get is usable.
