@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sections import write_section
+from sections import load_line, machine_line, write_section
 from train_throughput import NOISY_SPREAD, describe_machine, fmt, log, summarize
 from vqtune.config import ModelConfig, PriorConfig
 from vqtune.models import GatedPixelCNN
@@ -279,25 +279,15 @@ def render_section(records: dict[str, dict]) -> str:
                       "machine to add one."]
     lines.append("")
     for r in rows:
-        m = r["machine"]
-        gpu = f"GPU {m['gpu']} (CUDA {m['cuda']}), " if "gpu" in m else ""
         lines += [
-            f"**{r['device']}**, measured {r['date_utc']}: {gpu}CPU {m['cpu']}, {m['cpu_count']} cores "
-            f"(`os.cpu_count()`), torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}.  ",
-            f"Run of {r['run_seconds']:,.0f} s; 1-minute load average {r['load_average_at_start']} at the start"
-            f"{other_load(r)}.  ",
+            machine_line(r),
+            load_line(r),
             f"Command: `{r['command']}`",
             "",
         ]
     return "\n".join(lines)
 
 
-def other_load(record: dict) -> str:
-    others = record["other_processes_cpu_seconds"]
-    if others is None:
-        return ""
-    share = others / (record["run_seconds"] * record["machine"]["cpu_count"])
-    return f"; other processes used {others:,.1f} CPU-seconds during the run ({share:.0%} of the machine)"
 
 
 def latents_per_repeat(record: dict, grid: dict) -> int:

@@ -40,3 +40,22 @@ def write_section(path: Path, name: str, record: dict, render: Callable[[dict[st
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
+
+
+def machine_line(record: dict) -> str:
+    """``**device**, measured DATE: the machine`` for the section's footer."""
+    m = record["machine"]
+    gpu = f"GPU {m['gpu']} (CUDA {m['cuda']}), " if "gpu" in m else ""
+    return (f"**{record['device']}**, measured {record['date_utc']}: {gpu}CPU {m['cpu']}, {m['cpu_count']} cores "
+            f"(`os.cpu_count()`), torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}.  ")
+
+
+def load_line(record: dict) -> str:
+    """How long the run took and how busy the machine was meanwhile."""
+    line = (f"Run of {record['run_seconds']:,.0f} s; 1-minute load average {record['load_average_at_start']} "
+            "at the start")
+    others = record["other_processes_cpu_seconds"]
+    if others is not None:
+        share = others / (record["run_seconds"] * record["machine"]["cpu_count"])
+        line += f"; other processes used {others:,.1f} CPU-seconds during the run ({share:.0%} of the machine)"
+    return line + ".  "

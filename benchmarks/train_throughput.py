@@ -32,7 +32,7 @@ from typing import Mapping
 
 import torch
 
-from sections import write_section
+from sections import machine_line, write_section
 from vqtune.config import DataConfig, TrainConfig
 from vqtune.train import Reporter, RunInfo, fit_vqvae, resolve_device
 
@@ -180,11 +180,8 @@ def render_section(records: dict[str, dict]) -> str:
                       "machine to add one."]
     lines.append("")
     for r in rows:
-        m = r["machine"]
-        gpu = f"GPU {m['gpu']} (CUDA {m['cuda']}), " if "gpu" in m else ""
         lines += [
-            f"**{r['device']}**, measured {r['date_utc']}: {gpu}CPU {m['cpu']}, {m['cpu_count']} cores "
-            f"(`os.cpu_count()`), torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}.  ",
+            machine_line(r),
             f"Data: {r['data']}, {r['steps_per_epoch']} training steps per epoch.  ",
             f"Command: `{r['command']}`",
             "",

@@ -53,7 +53,7 @@ from torch.profiler import ProfilerActivity, profile, schedule
 
 import reference_vqvae as ref
 from prior_throughput import machine_busy_seconds
-from sections import write_section
+from sections import load_line, machine_line, write_section
 from train_throughput import NOISY_SPREAD, describe_machine, describe_setting, fmt, log, summarize
 from vqtune.config import TrainConfig
 from vqtune.data import ImageData, load_images
@@ -459,10 +459,8 @@ def render_section(records: dict[str, dict]) -> str:
         lines += ["", *render_profiles(r["profiles"])]
     lines += [
         "",
-        f"**cpu**, measured {r['date_utc']}: CPU {m['cpu']}, {m['cpu_count']} cores (`os.cpu_count()`), torch "
-        f"{m['torch']} with {m['torch_threads']} threads, Python {m['python']}.  ",
-        f"Run of {r['run_seconds']:,.0f} s; 1-minute load average {r['load_average_at_start']} at the start"
-        f"{other_load(r)}.  ",
+        machine_line(r),
+        load_line(r),
         f"Command: `{r['command']}`",
         "",
     ]
@@ -531,12 +529,6 @@ def fmt_range(stats: dict) -> str:
     return f"{stats['min']:.5f}-{stats['max']:.5f}"
 
 
-def other_load(record: dict) -> str:
-    others = record["other_processes_cpu_seconds"]
-    if others is None:
-        return ""
-    share = others / (record["run_seconds"] * record["machine"]["cpu_count"])
-    return f"; other processes used {others:,.1f} CPU-seconds during the run ({share:.0%} of the machine)"
 
 
 if __name__ == "__main__":
