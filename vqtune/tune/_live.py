@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import optuna
@@ -17,7 +18,14 @@ from vqtune.tune._searcher import count_states
 
 
 class LiveView(tune.Callback):
-    """A Ray Tune callback that redraws a rich table after every reported epoch and finished trial."""
+    """A Ray Tune callback that redraws a rich table after every reported epoch and finished trial.
+
+    A worker waits in its report until the driver has handled the result, so an epoch's result only updates
+    the running trials' rows; the study itself (counts, best trial: a read of every trial) is read again when a
+    trial ends, and at most once a second otherwise.
+    """
+
+    REREAD_S = 1.0
 
     def __init__(self, study: optuna.Study, space: SearchSpace, n_trials: int, live: Live):
         self.study = study
@@ -25,25 +33,35 @@ class LiveView(tune.Callback):
         self.n_trials = n_trials
         self.live = live
         self.running: dict[str, dict] = {}
+        self._header: list = []
+        self._read_at = -float("inf")
 
     def __getstate__(self) -> dict:
         return {}  # Ray pickles callbacks with the experiment state; a live view is not state
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.running[trial.trial_id] = result
-        self.refresh()
+        self.refresh(reread=time.monotonic() - self._read_at >= self.REREAD_S)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.running.pop(trial.trial_id, None)
-        self.refresh()
+        self.refresh(reread=True)
 
     on_trial_error = on_trial_complete
 
-    def refresh(self) -> None:
-        self.live.update(render(self.study, self.space, self.n_trials, self.running.values()))
+    def refresh(self, reread: bool = True) -> None:
+        if reread or not self._header:
+            self._header = header(self.study, self.space, self.n_trials)
+            self._read_at = time.monotonic()
+        self.live.update(Group(*self._header, *running_table(self.space, self.running.values())))
 
 
 def render(study: optuna.Study, space: SearchSpace, n_trials: int, running=()) -> Group:
+    return Group(*header(study, space, n_trials), *running_table(space, running))
+
+
+def header(study: optuna.Study, space: SearchSpace, n_trials: int) -> list[Text]:
+    """The study's line (trials by state) and the best trial so far."""
     counts = count_states(study)
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
     metric = space.objective.metric
@@ -57,19 +75,25 @@ def render(study: optuna.Study, space: SearchSpace, n_trials: int, running=()) -
     if best is not None:
         params = ", ".join(f"{k}={_short(v)}" for k, v in best.params.items())
         lines.append(Text.from_markup(f"best #{best.number}: {metric} [bold]{best.value:.5g}[/]  {params}"))
+    return lines
+
+
+def running_table(space: SearchSpace, running=()) -> list[Table]:
+    """One row per running trial, from its last reported epoch (none when nothing runs)."""
     rows = sorted(running, key=lambda r: r.get("optuna_trial", 0))
-    if rows:
-        table = Table(box=None, pad_edge=False, header_style="dim")
-        for column in ("trial", "epoch", metric, "perplexity", "img/s"):
-            table.add_column(column, justify="right")
-        for r in rows:
-            table.add_row(
-                f"#{r.get('optuna_trial', '?')}", f"{r.get('epoch', 0)}/{space.base.optim.epochs}",
-                f"{r.get(metric, float('nan')):.5g}", f"{r.get('val_perplexity', float('nan')):.1f}",
-                f"{r.get('train_images_per_s', float('nan')):.0f}",
-            )
-        lines.append(table)
-    return Group(*lines)
+    if not rows:
+        return []
+    metric = space.objective.metric
+    table = Table(box=None, pad_edge=False, header_style="dim")
+    for column in ("trial", "epoch", metric, "perplexity", "img/s"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            f"#{r.get('optuna_trial', '?')}", f"{r.get('epoch', 0)}/{space.base.optim.epochs}",
+            f"{r.get(metric, float('nan')):.5g}", f"{r.get('val_perplexity', float('nan')):.1f}",
+            f"{r.get('train_images_per_s', float('nan')):.0f}",
+        )
+    return [table]
 
 
 def best_trial(study: optuna.Study) -> Optional[optuna.trial.FrozenTrial]:

@@ -88,7 +88,10 @@ def run_study(
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, num_samples=-1, max_concurrent_trials=space.max_concurrent
+                search_alg=searcher, num_samples=-1, max_concurrent_trials=space.max_concurrent,
+                # a worker process runs trial after trial: a new one would import torch and vqtune again
+                # (seconds per trial, measured in BENCHMARKS.md)
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=space.study,
