@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench fashion-mnist clean
+.PHONY: install demo test bench bench-quick soak fashion-mnist clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,26 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 
-bench: $(INSTALLED)
+# Every figure of BENCHMARKS.md, measured in one run (about 40 min on 2 CPU cores); keep the machine idle.
+bench: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/train_throughput.py --write BENCHMARKS.md
 	$(PY) benchmarks/trainer_vs_reference.py --profile --write BENCHMARKS.md
 	$(PY) benchmarks/prior_throughput.py --write BENCHMARKS.md
+	$(PY) benchmarks/orchestration_overhead.py --write BENCHMARKS.md
+	$(PY) benchmarks/fashion_mnist_search.py --write BENCHMARKS.md
+
+# The same benchmarks, smaller (a few minutes): they print their reports and leave BENCHMARKS.md as it is.
+bench-quick: $(INSTALLED) fashion-mnist
+	$(PY) benchmarks/train_throughput.py --epochs 3 --crops-per-image 32 > /dev/null
+	$(PY) benchmarks/trainer_vs_reference.py --repeats 1 > /dev/null
+	$(PY) benchmarks/prior_throughput.py --repeats 1 > /dev/null
+	$(PY) benchmarks/orchestration_overhead.py --trials 5 --epochs 1 6 --repeats 1 > /dev/null
+	$(PY) benchmarks/fashion_mnist_search.py --trials 4 --epochs 3 --max-images 1200 > /dev/null
+
+# Concurrent writers: 8 processes report epochs to SQLite, then PostgreSQL, for 60 s each; fails if any value
+# is lost or any call fails, and records the figures in BENCHMARKS.md.
+soak: $(INSTALLED)
+	$(PY) benchmarks/soak.py --write BENCHMARKS.md
 
 # Fashion-MNIST for benchmarks: the Debian package dataset-fashion-mnist, installed when apt-get is usable.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
