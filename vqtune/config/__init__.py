@@ -32,9 +32,11 @@ def load_train_config(path: Optional[Path] = None, overrides: Iterable[str] = ()
     >>> load_train_config(None, ["model.codebook_size=256"]).model.codebook_size
     256
     """
-    data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, overrides, TrainConfig)
-    return validate(TrainConfig, data, str(path) if path is not None else "--set")
+    if path is None:  # every value comes from --set
+        return validate(TrainConfig, apply_overrides({}, overrides, TrainConfig), "--set")
+    overrides = list(overrides)
+    data = apply_overrides(read_yaml(path), overrides, TrainConfig)
+    return validate(TrainConfig, data, str(path), overrides=overrides)
 
 
 def load_search_space(
@@ -45,7 +47,8 @@ def load_search_space(
     ``overrides`` are ``dotted.key=value`` strings parsed as YAML (``base.optim.epochs=3``); ``settings`` are
     dotted keys with values taken as they are (command-line flags such as a storage URL).
     """
+    overrides = list(overrides)
     data = apply_overrides(read_yaml(path), overrides, SearchSpace)
     for key, value in (settings or {}).items():
         set_path(data, key, value)
-    return validate(SearchSpace, data, str(path), tags=PARAM_TYPES)
+    return validate(SearchSpace, data, str(path), tags=PARAM_TYPES, overrides=overrides)

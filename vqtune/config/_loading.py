@@ -27,14 +27,23 @@ def read_yaml(path: Path) -> dict:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: malformed YAML ({problem})") from None
+        where = f": line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: {_yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong with a YAML text and how to fix it; a Python tag is refused, never constructed."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, yaml.constructor.ConstructorError) and "for the tag" in problem:
+        tag = problem.rsplit(" ", 1)[-1].strip("'").replace("tag:yaml.org,2002:", "!!")
+        return (f"malformed YAML (tag {tag} is not allowed: YAML is read safely, as mappings, lists, strings, "
+                "numbers, booleans and null only); remove the tag")
+    return f"malformed YAML ({problem}); fix the YAML syntax there"
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], schema: Type[BaseModel]) -> dict:
@@ -48,26 +57,37 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str], schema: T
         _check_path(key, schema)
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: cannot parse value {raw!r} as YAML") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {_yaml_problem(exc)}") from None
         set_path(result, key, value)
     return result
 
 
-def validate(schema: Type[M], data: Mapping[str, Any], source: str, tags: Mapping[str, type] | None = None) -> M:
+def validate(
+    schema: Type[M],
+    data: Mapping[str, Any],
+    source: str,
+    tags: Mapping[str, type] | None = None,
+    overrides: Iterable[str] = (),
+) -> M:
     """Validate ``data`` against ``schema``; errors become one-line ``ConfigError``s naming the key.
 
     ``tags`` maps discriminator tags of tagged unions (``int``, ``float``, ...) to their models, so that a
-    message names ``space.optim.lr.low`` rather than ``space.optim.lr.float.low``.
+    message names ``space.optim.lr.low`` rather than ``space.optim.lr.float.low``. An error in a key that one
+    of the ``--set`` ``overrides`` set names that override instead of ``source``.
     """
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source, schema, tags or {})) from None
+        raise ConfigError(format_validation_error(exc, source, schema, tags or {}, overrides)) from None
 
 
 def format_validation_error(
-    exc: ValidationError, source: str, schema: Type[BaseModel], tags: Mapping[str, type] | None = None
+    exc: ValidationError,
+    source: str,
+    schema: Type[BaseModel],
+    tags: Mapping[str, type] | None = None,
+    overrides: Iterable[str] = (),
 ) -> str:
     tags = tags or {}
     errors = exc.errors(include_url=False)
@@ -85,6 +105,10 @@ def format_validation_error(
     elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], (dict, list)):
         message = f"{message} (got {first['input']!r})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if location == key or location.startswith(key + "."):
+            source = f"--set {item}"
     where = f"{source}: {location}: " if location else f"{source}: "
     return f"{where}{message}{more}"
 

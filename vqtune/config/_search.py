@@ -191,7 +191,8 @@ class SearchSpace(_Section):
         for key, param in self.space.items():
             for other, values in (param.when or {}).items():
                 if other not in self.space:
-                    raise ValueError(f"space.{key}.when: {other!r} is not a parameter of this space")
+                    raise ValueError(f"space.{key}.when: {other!r} is not a parameter of this space "
+                                     f"(parameters: {', '.join(sorted(self.space))})")
                 if other == key:
                     raise ValueError(f"space.{key}.when: a parameter cannot depend on itself")
                 if not values:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -45,8 +46,15 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "weights only load failed" in str(exc).lower():
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            what = f"it would call {found.group(1)}" if found else "objects other than tensors and plain values"
+            raise CheckpointError(
+                f"{path}: refused to load: the file asks to run code ({what}); vqtune loads checkpoints with "
+                "weights_only=True and runs no code from them: use a checkpoint written by vqtune"
+            ) from None
+        reason = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise CheckpointError(
             f"{path}: not a readable vqtune checkpoint ({reason}); the file may be truncated - "
             "use another checkpoint of the run"

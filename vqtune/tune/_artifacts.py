@@ -2,7 +2,8 @@
 
 They are uploaded while the trial still runs (Optuna refuses uploads to finished trials), and the
 dashboard shows them next to the trial. The file-system store names every file by a fresh id inside its
-own directory, so nothing a trial reports can make it write elsewhere.
+own directory; an id read back from a study (the report, the dashboard) that would reach outside that
+directory, through ``..``, an absolute path or a symbolic link, is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from PIL import Image, ImageDraw
 from sqlalchemy.engine import make_url
 
+from vqtune.errors import VqtuneError
 from vqtune.train import _run_dir as rd
 from vqtune.tune._storage import is_sqlite
 
@@ -28,13 +30,40 @@ def default_artifact_dir(storage_url: str) -> Path:
     return Path("studies/artifacts").resolve()
 
 
-def artifact_store(directory: Path) -> FileSystemArtifactStore:
+class ArtifactError(VqtuneError):
+    """An artifact id that names a file outside the artifact store."""
+
+
+class ArtifactStore(FileSystemArtifactStore):
+    """Optuna's file-system store that reads, writes and removes only files inside its directory."""
+
+    def __init__(self, directory: Path):
+        self.root = Path(directory).resolve()
+        super().__init__(self.root)
+
+    def _inside(self, artifact_id: str) -> str:
+        if self.root not in (self.root / artifact_id).resolve().parents:
+            raise ArtifactError(f"artifact id {artifact_id!r} names a file outside the artifact store {self.root}; "
+                                "refused (ids are file names that Optuna gives inside the store)")
+        return artifact_id
+
+    def open_reader(self, artifact_id: str):
+        return super().open_reader(self._inside(artifact_id))
+
+    def write(self, artifact_id: str, content_body) -> None:
+        super().write(self._inside(artifact_id), content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        super().remove(self._inside(artifact_id))
+
+
+def artifact_store(directory: Path) -> ArtifactStore:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(directory))
+    return ArtifactStore(directory)
 
 
-def upload_trial_artifacts(trial: optuna.Trial, store: FileSystemArtifactStore, run_dir: Path,
+def upload_trial_artifacts(trial: optuna.Trial, store: ArtifactStore, run_dir: Path,
                            metrics: Mapping[str, float], state: str) -> list[str]:
     """Upload what ``run_dir`` holds for the trial; returns the artifact ids."""
     run_dir = Path(run_dir)

@@ -18,7 +18,8 @@ def trial_train_config(
     """The search's base config with the parameters of trial ``number`` (default: the best complete trial)."""
     recorded = study.user_attrs.get(SPACE_ATTR)
     if recorded is None:
-        raise StudyError(f"study {study.study_name!r} was not made by vqtune run (no recorded search space)")
+        raise StudyError(f"study {study.study_name!r} was not made by vqtune run (no recorded search space); "
+                         "export a study that vqtune run searched (see vqtune studies)")
     space = validate(SearchSpace, recorded, f"study {study.study_name} (recorded search space)", tags=PARAM_TYPES)
     if number is None:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -30,9 +31,8 @@ def trial_train_config(
     else:
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
         if number not in trials:
-            raise StudyError(
-                f"study {study.study_name!r} has no trial {number} (trials 0..{max(trials, default=-1)})"
-            )
+            held = f"trials 0..{max(trials)}" if trials else "it has no trials yet"
+            raise StudyError(f"study {study.study_name!r} has no trial {number} ({held})")
         trial = trials[number]
     # The config the trial itself trained with, when it recorded one: the search space may have been
     # edited since. Device and run directory are for the machine that trains it next.

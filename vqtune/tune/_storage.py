@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
 import optuna
-from sqlalchemy.engine import make_url
+import sqlalchemy
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from vqtune.config._search import Storage
 from vqtune.errors import VqtuneError
 
 SQLITE_TIMEOUT_S = 60  # wait this long for a lock: a few writers once per epoch never come close
+EXAMPLES = "sqlite:///studies/vqtune.db or postgresql+psycopg2://user:password@host:5432/db"
 
 
 class StorageError(VqtuneError):
@@ -24,7 +27,7 @@ def mask(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return "<unparseable storage URL>"
+        return re.sub(r"^((?:[\w+.-]+://)?[^:/@]*:).*@", r"\1***@", url)  # from the user's colon to the last @
 
 
 def is_sqlite(url: str) -> bool:
@@ -38,28 +41,16 @@ def open_storage(storage: Storage, *, create: bool = True) -> optuna.storages.RD
     given a generous busy timeout. ``create=False`` refuses a SQLite file that does not exist yet.
     """
     url = storage.url
-    try:
-        parsed = make_url(url)
-        backend = parsed.get_backend_name()
-    except (ArgumentError, ValueError):
-        raise StorageError(
-            f"storage {mask(url)!r}: not a database URL; use e.g. sqlite:///studies/vqtune.db or "
-            "postgresql+psycopg2://user:password@host:5432/db"
-        ) from None
-    engine_kwargs: dict = {}
-    if backend == "sqlite":
-        database = parsed.database
-        if not database or database == ":memory:":
-            raise StorageError(f"storage {mask(url)}: an in-memory SQLite database cannot hold a study; name a file")
-        path = Path(database)
+    parsed = _parse(url)
+    engine_kwargs = _engine_kwargs(parsed)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database)
         if not path.exists():
             if not create:
-                raise StorageError(f"storage {mask(url)}: no such database file {path}")
+                raise StorageError(f"storage {mask(url)}: no such database file {path}; give the --storage "
+                                   "of an existing study (vqtune run creates one)")
             path.parent.mkdir(parents=True, exist_ok=True)
         _enable_wal(path)
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    elif backend == "postgresql":
-        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:
         return optuna.storages.RDBStorage(
             url,
@@ -69,10 +60,61 @@ def open_storage(storage: Storage, *, create: bool = True) -> optuna.storages.RD
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
-        raise StorageError(f"storage {mask(url)}: no driver for this database ({exc})") from None
+        raise _no_driver(parsed, exc) from None
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StorageError(f"storage {mask(url)}: cannot open the database ({reason})") from None
+
+
+def check_storage(storage: Storage) -> None:
+    """Refuse, without creating or writing anything, a storage that cannot work: a malformed URL, a missing
+    driver, or a database server that does not answer. A SQLite file is only created when the search starts."""
+    parsed = _parse(storage.url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    try:
+        engine = sqlalchemy.create_engine(parsed, **_engine_kwargs(parsed))
+    except (NoSuchModuleError, ImportError) as exc:
+        raise _no_driver(parsed, exc) from None
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StorageError(
+            f"storage {mask(storage.url)}: cannot connect ({reason}); check that the server runs and the URL's "
+            "host, port, user, password and database"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise StorageError(f"storage {mask(url)!r}: not a database URL; use e.g. {EXAMPLES}") from None
+    if parsed.get_backend_name() == "sqlite" and (not parsed.database or parsed.database == ":memory:"):
+        raise StorageError(f"storage {mask(url)}: an in-memory SQLite database cannot hold a study; name a file, "
+                           "e.g. sqlite:///studies/vqtune.db")
+    return parsed
+
+
+def _engine_kwargs(parsed: URL) -> dict:
+    if parsed.get_backend_name() == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    if parsed.get_backend_name() == "postgresql":
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    return {}
+
+
+def _no_driver(parsed: URL, exc: BaseException) -> StorageError:
+    cause = exc.__cause__ or exc  # Optuna wraps the driver's ImportError in its own
+    reason = str(cause).strip().splitlines()[0] if str(cause) else cause.__class__.__name__
+    return StorageError(
+        f"storage {parsed.render_as_string(hide_password=True)}: no driver for {parsed.drivername} "
+        f"installed ({reason}); install it or use {EXAMPLES}"
+    )
 
 
 def _enable_wal(path: Path) -> None:

@@ -14,7 +14,7 @@ from vqtune import __version__
 from vqtune.config import SearchSpace
 from vqtune.errors import VqtuneError
 from vqtune.tune._sampling import build_pruner, build_sampler
-from vqtune.tune._storage import mask
+from vqtune.tune._storage import check_storage, mask
 
 log = logging.getLogger("vqtune.tune")
 
@@ -31,6 +31,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 class StudyError(VqtuneError):
     """A study is missing, empty, or does not match the search asked of it."""
+
+
+def check_search(space: SearchSpace) -> None:
+    """Refuse what would fail once the search runs, before Ray starts or anything is written: a storage that
+    cannot be reached, sampler or pruner options the Optuna classes do not take."""
+    check_storage(space.storage)
+    build_sampler(space)
+    build_pruner(space)
 
 
 def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file: Optional[Path]) -> optuna.Study:
@@ -88,5 +96,6 @@ def load_existing(storage: optuna.storages.BaseStorage, name: str, url: str) -> 
     names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if name not in names:
         known = ", ".join(sorted(names)) or "none"
-        raise StudyError(f"no study {name!r} in {mask(url)} (studies there: {known})")
+        raise StudyError(f"no study {name!r} in {mask(url)} (studies there: {known}); name one of them, or give "
+                         "the --storage that holds it")
     return optuna.load_study(study_name=name, storage=storage)
