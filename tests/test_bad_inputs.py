@@ -215,10 +215,6 @@ def prior_space(ctx_edit):
 # ------------------------------------------------------------------------------------------------ the cases
 # (builder, substrings the one line must hold: the file/key/path at fault, and what would be valid)
 
-# `vqtune train` stops its progress bar on the way out even when it never started, and rich then prints an
-# empty line to a stderr that is not a terminal: vqtune/train/_progress.py should stop only a started bar.
-BLANK_LINE = pytest.mark.xfail(strict=True, reason="an empty line precedes the error of vqtune train")
-
 VALID_TOP = "valid keys here: artifact_dir, base, max_concurrent, n_trials, objective, perplexity, pruner"
 
 CASES = [
@@ -359,11 +355,10 @@ CASES = [
     # --- checkpoints
     pytest.param(trained(["train", "--resume", "{run}"], lambda run: truncate(run / "last.pt")),
                  ["{tmp}/runs/tiny/last.pt: not a readable vqtune checkpoint", "truncated",
-                  "use another checkpoint of the run"], id="resume-truncated-checkpoint", marks=BLANK_LINE),
+                  "use another checkpoint of the run"], id="resume-truncated-checkpoint"),
     pytest.param(trained(["train", "--resume", "{run}"], lambda run: other_format(run / "last.pt")),
                  ["{tmp}/runs/tiny/last.pt: checkpoint format 2 written by vqtune 9.0.0",
-                  "load it with that vqtune version or retrain"], id="resume-checkpoint-of-another-version",
-                 marks=BLANK_LINE),
+                  "load it with that vqtune version or retrain"], id="resume-checkpoint-of-another-version"),
     pytest.param(trained(["sample", "{run}", "-o", "samples.png"], truncated_prior),
                  ["{tmp}/runs/tiny/prior_best.pt: not a readable vqtune checkpoint", "use another checkpoint"],
                  id="sample-truncated-checkpoint"),

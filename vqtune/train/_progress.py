@@ -31,7 +31,8 @@ class ProgressReporter(Reporter):
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:  # stopping a bar that never started prints an empty line
+            self.progress.stop()
 
     def on_start(self, info: RunInfo) -> None:
         self.epochs = info.epochs
