@@ -197,7 +197,7 @@ def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: f
     return {
         "val_recon_mse": mse,
         "val_nmse": mse / variance if variance > 0 else math.nan,
-        "val_psnr": 10 * math.log10(1.0 / mse) if mse > 0 else math.inf,
+        "val_psnr": -10 * math.log10(mse) if mse != 0 else math.inf,  # NaN or -inf for a diverged model
         "val_perplexity": usage.perplexity(),
         "val_usage": usage.usage_fraction(),
         "val_images_per_s": len(images_u8) / seconds,

@@ -98,6 +98,9 @@ def fit_prior(
             raise TrainingDiverged(f"epoch {epoch}: prior loss became {train_nll}; lower prior.lr (now {prior.lr})",
                                    epoch)
         val_nll = evaluate_prior(model, val, prior.batch_size)
+        if not math.isfinite(val_nll):
+            raise TrainingDiverged(f"epoch {epoch}: prior validation loss became {val_nll}; lower prior.lr "
+                                   f"(now {prior.lr})", epoch)
         metrics = {
             "epoch": epoch,
             "train_nll": train_nll,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import traceback
@@ -14,7 +15,7 @@ import torch
 from optuna.trial import TrialState
 from ray import tune
 
-from vqtune.config import SearchSpace
+from vqtune.config import SearchSpace, TrainConfig
 from vqtune.errors import VqtuneError
 from vqtune.train import Reporter, fit_prior, fit_vqvae
 from vqtune.tune._artifacts import artifact_store, upload_trial_artifacts
@@ -95,7 +96,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
     }.items():
         trial.set_user_attr(key, value)
 
-    reporter = None
+    reporter = train_config = result = None
     try:
         train_config = space.trial_config(config["params"]).model_copy(
             update={"device": device, "run_dir": Path(config["run_dir"])}
@@ -115,13 +116,16 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
         else:
             result = fit_vqvae(train_config, reporter, resume=restarted)
     except Exception as exc:  # every failure ends the trial as FAIL with its reason; the search goes on
-        reason = str(exc) if isinstance(exc, VqtuneError) else f"{type(exc).__name__}: {exc}"
-        trial.set_user_attr("fail_reason", reason[:2000])
+        trial.set_user_attr("fail_reason", _fail_reason(exc, train_config)[:2000])
         if not isinstance(exc, VqtuneError):
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
         _final_attrs(trial, reporter.last if reporter else {},
                      epochs=len(storage.get_trial(trial_id).intermediate_values))
         study.tell(trial, state=TrialState.FAIL)
+    if result is None:
+        if device == "cuda":  # the failed run's tensors went with its traceback: give their memory back
+            gc.collect()
+            torch.cuda.empty_cache()
         return
 
     _final_attrs(trial, result.final, epochs=len(result.history))
@@ -138,6 +142,17 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, float(result.final[space.objective.metric]))
+
+
+def _fail_reason(exc: Exception, config: TrainConfig | None) -> str:
+    if isinstance(exc, VqtuneError):
+        return str(exc)
+    if isinstance(exc, torch.cuda.OutOfMemoryError) and config is not None:
+        key, size = ("prior.batch_size", config.prior.batch_size) if config.prior else (
+            "optim.batch_size", config.optim.batch_size)
+        return (f"out of GPU memory: lower {key} (now {size}) or the model's size, or give each trial a larger "
+                f"share of a GPU (a lower resources.trials_per_gpu, or a higher resources.gpu). {exc}")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _final_attrs(trial: optuna.Trial, metrics: Mapping[str, Any], epochs: int) -> None:
