@@ -119,11 +119,9 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from vqtune.config import load_search_space
     from vqtune.tune import run_study
-    from vqtune.tune._study import check_search
 
     settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials}
     space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
-    check_search(space)
     console = Console(stderr=True, soft_wrap=True)  # URLs and commands stay whole, to copy and paste
     result = run_study(space, space_file=args.space, address=args.address, allow_sqlite=args.allow_sqlite,
                        verbose=args.verbose, console=console)

@@ -123,8 +123,11 @@ def test_a_killed_search_resumes_to_exactly_n_trials(tmp_path, drivers):
     betas = [t.params["quantizer.beta"] for t in finished]
     assert len(set(betas)) == N_TRIALS  # no parameters trained twice to the end
     assert _snapshot(study, FINISHED).items() >= finished_before.items()  # finished before the kill: untouched
-    for number, params in killed_mid_run.items():  # failed, then trained again under a new number, once
+    for number, params in killed_mid_run.items():  # failed with its reason, then trained again once, afresh
         assert trials[number].state == TrialState.FAIL
-        assert [t.number > number for t in finished if t.params == params] == [True]
+        assert "its search stopped (no heartbeat for over" in trials[number].user_attrs["fail_reason"]
+        [rerun] = [t for t in finished if t.params == params]
+        assert rerun.number > number and rerun.user_attrs["retry_of"] == number
+        assert "fail_reason" not in rerun.user_attrs
     # The killed run's trial workers noticed that their driver was gone and ended (they hold CPUs and GPUs).
     assert not [command for command in _session(first.pid).values() if "ImplicitFunc" in command]

@@ -23,7 +23,7 @@ from vqtune.tune._searcher import StudySearcher, count_states
 from vqtune.tune._artifacts import default_artifact_dir
 from vqtune.tune._sampling import grid_of
 from vqtune.tune._storage import is_sqlite, mask, open_storage
-from vqtune.tune._study import open_study
+from vqtune.tune._study import check_search, open_study
 from vqtune.tune._trial import run_trial
 
 log = logging.getLogger("vqtune.tune")
@@ -54,6 +54,7 @@ def run_study(
     storage is refused unless ``allow_sqlite``.
     """
     console = console or Console(stderr=True)
+    check_search(space)  # storage reachable, sampler and pruner options valid: before Ray starts or a study is made
     space = _absolute_paths(space)
     # A dataset or checkpoint that cannot load fails here, before anything is written to a study; a folder
     # source is decoded (a prior search's codes encoded) once into its cache, which the trials then read.

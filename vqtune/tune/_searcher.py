@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from vqtune.config import SearchSpace
+from vqtune.tune._study import fail_stale_trials
 from vqtune.tune._suggest import suggest
 
 log = logging.getLogger("vqtune.tune")
@@ -106,8 +107,9 @@ class StudySearcher(Searcher):
 
     def __getstate__(self) -> dict:
         # Ray pickles the searcher with the experiment state; the study, not this copy, is what a
-        # later run resumes from, so the live connections and the heartbeat thread stay behind.
-        skip = {"study", "storage", "_lock", "_stop", "_heartbeat"}
+        # later run resumes from, so the live connections and the heartbeat thread stay behind, and so does
+        # the search space, whose storage URL may hold a password.
+        skip = {"study", "storage", "space", "_lock", "_stop", "_heartbeat"}
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def close(self) -> None:
@@ -122,7 +124,7 @@ class StudySearcher(Searcher):
             if frozen.state == TrialState.RUNNING:
                 self.storage.set_trial_user_attr(optuna_id, "fail_reason", "the search was interrupted")
                 self.study.tell(frozen.number, state=TrialState.FAIL)
-                self.study.enqueue_trial(frozen.params)
+                self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
 
     def _beat(self) -> None:
         """Beat for this run's trials; fail (and so requeue) trials of other runs that stopped beating."""
@@ -133,6 +135,6 @@ class StudySearcher(Searcher):
             try:
                 for optuna_id in ids:
                     self.storage.record_heartbeat(optuna_id)
-                optuna.storages.fail_stale_trials(self.study)
+                fail_stale_trials(self.study, self.space.storage.grace_period)
             except Exception as exc:  # a missed beat is harmless; a dead storage shows up elsewhere
                 log.debug("heartbeat failed: %s", exc)

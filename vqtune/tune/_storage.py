@@ -57,7 +57,7 @@ def open_storage(storage: Storage, *, create: bool = True) -> optuna.storages.RD
             engine_kwargs=engine_kwargs,
             heartbeat_interval=storage.heartbeat_interval,
             grace_period=storage.grace_period,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            heartbeat_stale_trial_callback=requeue_once,
         )
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
         raise _no_driver(parsed, exc) from None
@@ -87,6 +87,13 @@ def check_storage(storage: Storage) -> None:
         ) from None
     finally:
         engine.dispose()
+
+
+def requeue_once(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue again the parameters of a trial whose run died, once. Unlike Optuna's retry callback, the new
+    trial starts clean: none of the dead trial's attributes (its fail reason, epochs, worker) but ``retry_of``."""
+    if "retry_of" not in trial.user_attrs:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
 
 def _parse(url: str) -> URL:

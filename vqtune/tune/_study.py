@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
@@ -44,8 +45,8 @@ def check_search(space: SearchSpace) -> None:
 def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file: Optional[Path]) -> optuna.Study:
     """Create the study ``space.study`` or continue it; stale RUNNING trials of a killed run become FAIL.
 
-    Each failed stale trial is enqueued again with the same parameters (Optuna's RetryHeartbeatStaleTrialCallback,
-    set on the storage), so the next ``ask`` reruns it; trials of a live run keep their heartbeats fresh and
+    Each failed stale trial is enqueued again with the same parameters (``requeue_once``, the storage's
+    stale-trial callback), so the next ``ask`` reruns it; trials of a live run keep their heartbeats fresh and
     are left alone.
     """
     direction = space.objective.direction
@@ -76,12 +77,27 @@ def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_f
     study.set_user_attr(SPACE_ATTR, current)
     study.set_user_attr(SPACE_FILE_ATTR, str(space_file) if space_file else None)
     study.set_user_attr(VERSION_ATTR, __version__)
-    before = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
-    optuna.storages.fail_stale_trials(study)
-    stale = before - {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    stale = fail_stale_trials(study, space.storage.grace_period)
     if stale:
-        log.warning("trials %s of a killed run had no heartbeat: marked FAIL and queued again", sorted(stale))
+        log.warning("trials %s of a killed run had no heartbeat: marked FAIL and queued again", stale)
     return study
+
+
+def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
+    """Fail the RUNNING trials whose run stopped beating (Optuna's rule), each with its reason; Optuna's retry
+    callback then queues its parameters again. Returns their numbers."""
+    storage = study._storage
+    stale = storage._get_stale_trial_ids(study._study_id)
+    numbers = []
+    for trial_id in stale:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # ended meanwhile
+            storage.set_trial_user_attr(
+                trial_id, "fail_reason",
+                f"its search stopped (no heartbeat for over {grace_period:g} s); its parameters were queued again")
+            numbers.append(storage.get_trial(trial_id).number)
+    if stale:
+        optuna.storages.fail_stale_trials(study)
+    return numbers
 
 
 def recordable(space: SearchSpace) -> dict:
