@@ -22,6 +22,7 @@ import argparse
 import datetime
 import io
 import json
+import math
 import os
 import shlex
 import sys
@@ -73,9 +74,12 @@ def run_search(space: SearchSpace) -> dict:
             "number": best.number, "value": best.value, "params": best.params,
             "perplexity": best.user_attrs.get("perplexity"),
             "codebook_size": best.user_attrs["train_config"]["model"]["codebook_size"],
+            "latent": latent(TrainConfig.model_validate(best.user_attrs["train_config"])),
             "val_recon_mse": best.user_attrs.get("val_recon_mse"),
             "epochs": len(best.intermediate_values),
         },
+        # every trial's learning curve, to see what pruning cut and when
+        "curves": {t.number: [t.intermediate_values[e] for e in sorted(t.intermediate_values)] for t in finished},
     }
     log(f"{space.study}: {summary['trials']} trials in {seconds:.0f} s, {summary['epochs_trained']} of "
         f"{summary['epochs_full']} epochs, states {summary['states']}, best {summary['best'] and summary['best']['value']}")
@@ -99,6 +103,12 @@ class UntilBudget(Reporter):
         return elapsed + per_epoch > self.budget_s
 
 
+def latent(config: TrainConfig) -> dict:
+    """The code grid of a config and the bits it spends per image (cells x log2 K): the rate of the model."""
+    height, width = (side // 2 ** config.model.downsample for side in config.data.size)
+    return {"grid": f"{height}x{width}", "bits": height * width * math.log2(config.model.codebook_size)}
+
+
 def train_default(space: SearchSpace, budget_s: float, run_dir: Path) -> dict:
     """The TrainConfig defaults on the search's data, for the budget, with every core."""
     config = TrainConfig.model_validate({"data": space.base.data.model_dump(), "optim": {"epochs": 10_000},
@@ -112,7 +122,8 @@ def train_default(space: SearchSpace, budget_s: float, run_dir: Path) -> dict:
                    f"D {m.embedding_dim}, K {m.codebook_size}, beta {config.quantizer.beta:g}, decay "
                    f"{config.quantizer.decay:g}, lr {config.optim.lr:g}, batch {config.optim.batch_size}",
         "codebook_size": m.codebook_size,
-        "epochs": last["epoch"],
+        "latent": latent(config),
+        "epochs": int(last["epoch"]),
         "seconds": last["elapsed_s"],
         "val_nmse": last["val_nmse"],
         "val_recon_mse": last["val_recon_mse"],
@@ -232,7 +243,7 @@ def _footer(r: dict) -> list[str]:
 def render_pruning(records: dict[str, dict]) -> str:
     r = records["cpu"]
     f, on, off = r["figures"], r["pruned"], r["unpruned"]
-    met = "met" if f["pruning_met"] else "**missed**"
+    met = "met" if f["pruning_met"] else "missed"
     lines = [
         "## Pruning savings (Fashion-MNIST)",
         "",
@@ -250,19 +261,40 @@ def render_pruning(records: dict[str, dict]) -> str:
     gap = f["best_gap"]
     lines += [
         "",
-        f"**Pruning trains {f['epoch_saving']:.0%} fewer epochs ({f['wall_saving']:.0%} less wall time), and its "
-        f"best value is {gap:+.1%} from the unpruned best. Target >= 50% fewer epochs with the best within 2%: "
+        f"**Pruning trains {f['epoch_saving']:.0%} fewer epochs ({_less(f['wall_saving'])} wall time), and its "
+        f"best value is {gap:+.1%} from the unpruned best (+ is worse). Target >= 50% fewer epochs with the best within 2%: "
         f"{met}.** Pruned by the objective rule: {on['pruned_by']['recon_loss']}; by the perplexity rule: "
         f"{on['pruned_by']['perplexity']}.",
+        *_lost_best(on, off),
         *_footer(r),
     ]
     return "\n".join(lines)
 
 
+def _less(saving: float) -> str:
+    return f"{saving:.0%} less" if saving >= 0 else f"{-saving:.0%} more"
+
+
+def _lower(gain: float) -> str:
+    return f"{gain:.0%} lower" if gain >= 0 else f"{-gain:.0%} higher"
+
+
+def _lost_best(on: dict, off: dict) -> list[str]:
+    """When pruning missed the best trial: where it cut it, read from the two runs' curves."""
+    number = str(off["best"]["number"])
+    cut, full = on["curves"].get(number), off["curves"].get(number)
+    if not cut or not full or len(cut) == len(full):
+        return []
+    return ["", f"The unpruned run's best, trial #{number}, was pruned after epoch {len(cut)} in the pruned run, with "
+                f"{cut[-1]:.4f} there; run to the end it reached {full[-1]:.4f}. A later first cut (pruner "
+                "min_resource) or a gentler one (a smaller reduction factor) keeps such slow starters longer, "
+                "for fewer epochs saved."]
+
+
 def render_quality(records: dict[str, dict]) -> str:
     r = records["cpu"]
     f, best, default = r["figures"], r["pruned"]["best"], r["default"]
-    met = "met" if f["quality_met"] else "**missed**"
+    met = "met" if f["quality_met"] else "missed"
     lines = [
         "## Search quality (Fashion-MNIST)",
         "",
@@ -271,15 +303,19 @@ def render_quality(records: dict[str, dict]) -> str:
         f"{r['pruned']['seconds']:.0f} s, with all {default['torch_threads']} torch threads: epoch after epoch "
         "while the next one still fits. Validation figures after the last epoch of each.",
         "",
-        "| model | epochs | val normalized MSE | perplexity (of K) |",
-        "|---|---|---|---|",
+        "| model | epochs | val normalized MSE | perplexity (of K) | code grid, bits per image |",
+        "|---|---|---|---|---|",
         f"| search's best, trial #{best['number']}: {_params(best['params'])} | {best['epochs']} | "
-        f"{best['value']:.4f} | {best['perplexity']:.1f} of {best['codebook_size']} ({f['best_usage']:.0%}) |",
+        f"{best['value']:.4f} | {best['perplexity']:.1f} of {best['codebook_size']} ({f['best_usage']:.0%}) | "
+        f"{best['latent']['grid']}, {best['latent']['bits']:,.0f} |",
         f"| default, {default['seconds']:.0f} s | {default['epochs']} | {default['val_nmse']:.4f} | "
-        f"{default['perplexity']:.1f} of {default['codebook_size']} ({f['default_usage']:.0%}) |",
+        f"{default['perplexity']:.1f} of {default['codebook_size']} ({f['default_usage']:.0%}) | "
+        f"{default['latent']['grid']}, {default['latent']['bits']:,.0f} |",
         "",
-        f"**The search's best has {f['nmse_gain']:.0%} lower normalized MSE than the default, with a perplexity of "
-        f"{f['best_usage']:.0%} of its K. Target >= 20% lower with perplexity >= 50% of K: {met}.**",
+        f"**The search's best has {_lower(f['nmse_gain'])} normalized MSE than the default, with a perplexity of "
+        f"{f['best_usage']:.0%} of its K. Target >= 20% lower with perplexity >= 50% of K: {met}.** The last column "
+        "is the rate: a finer code grid or a larger codebook spends more bits per image, and gives the prior of "
+        "stage 2 more to model.",
         *_footer(r),
     ]
     return "\n".join(lines)
