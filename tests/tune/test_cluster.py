@@ -24,11 +24,14 @@ def cluster(ray_session):
 
 
 def _space(tmp_path, url, **changes):
+    # Trials of a few seconds each: a worker process runs trial after trial, so with trials much shorter than
+    # a worker's start the first worker up would run them all.
     space = {
         "study": "cluster", "n_trials": 4, "sampler": {"type": "random", "seed": 0}, "pruner": {"type": "none"},
         "perplexity": {"floor": 0}, "storage": url, "resources": {"cpu": 1, "gpu": 0},
         "trial_dir": str(tmp_path / "trials"),
-        "base": {**TINY_BASE, "optim": {**TINY_BASE["optim"], "epochs": 2}},
+        "base": {**TINY_BASE, "data": {**TINY_BASE["data"], "crops_per_image": 256},
+                 "optim": {**TINY_BASE["optim"], "epochs": 2}},
         "space": {"quantizer.beta": {"type": "float", "low": 0.1, "high": 1.0, "log": True}},
         **changes,
     }
