@@ -182,6 +182,7 @@ def main() -> None:
         "ray_start_s": ray_start, "pruned": pruned, "unpruned": unpruned, "default": default,
         "load_average_at_start": round(load_start, 2), "run_seconds": round(run_seconds, 1),
         "other_processes_cpu_seconds": None if others is None else round(max(others, 0.0), 1),
+        "others_include": "they include Ray's processes, and the trials' workers among them",
         "machine": describe_machine(torch.device("cpu")),
         "command": shlex.join(["python", *sys.argv]),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -266,6 +267,7 @@ def render_pruning(records: dict[str, dict]) -> str:
         f"{met}.** Pruned by the objective rule: {on['pruned_by']['recon_loss']}; by the perplexity rule: "
         f"{on['pruned_by']['perplexity']}.",
         *_lost_best(on, off),
+        *_few_epochs_saved(r, f),
         *_footer(r),
     ]
     return "\n".join(lines)
@@ -277,6 +279,21 @@ def _less(saving: float) -> str:
 
 def _lower(gain: float) -> str:
     return f"{gain:.0%} lower" if gain >= 0 else f"{-gain:.0%} higher"
+
+
+def _few_epochs_saved(r: dict, f: dict) -> list[str]:
+    """When pruning saved less than the target: which trials ran to the end, read from the curves."""
+    if f["epoch_saving"] >= TARGET_EPOCH_SAVING:
+        return []
+    on, epochs = r["pruned"], r["epochs"]
+    full = sorted(int(n) for n, curve in on["curves"].items() if len(curve) == epochs)
+    return ["", f"{len(full)} of the {on['trials']} trials ran all {epochs} epochs (#{', #'.join(map(str, full))}): "
+                f"{len(full) * epochs} of the {on['epochs_trained']} epochs trained. Successive halving lets a "
+                "trial through a rung when it is among the best 1/reduction_factor of the trials that have reached "
+                "that rung so far; while fewer than reduction_factor have, it lets through one that is the best so far, "
+                "so the first trial at each rung always goes on and early ones often do. In "
+                f"a search of {on['trials']} trials that start-up is a large share; with more trials (or a larger "
+                "reduction factor, which cuts harder and risks the best) the share of epochs saved grows."]
 
 
 def _lost_best(on: dict, off: dict) -> list[str]:

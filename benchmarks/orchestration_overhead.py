@@ -186,6 +186,7 @@ def main() -> None:
         "epochs": [few, many], "repeats": args.repeats, "ray_start_s": ray_start, "runs": runs,
         "summary": summary, "load_average_at_start": round(load_start, 2), "run_seconds": round(run_seconds, 1),
         "other_processes_cpu_seconds": None if others is None else round(max(others, 0.0), 1),
+        "others_include": "they include Ray's processes, and the trials' workers among them",
         "machine": describe_machine_cpu(),
         "command": shlex.join(["python", *sys.argv]),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

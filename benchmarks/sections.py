@@ -57,5 +57,6 @@ def load_line(record: dict) -> str:
     others = record["other_processes_cpu_seconds"]
     if others is not None:
         share = others / (record["run_seconds"] * record["machine"]["cpu_count"])
-        line += f"; other processes used {others:,.1f} CPU-seconds during the run ({share:.0%} of the machine)"
+        line += f"; other processes used {others:,.1f} CPU-seconds during the run ({share:.0%} of the machine"
+        line += f"; {record['others_include']})" if record.get("others_include") else ")"
     return line + ".  "
