@@ -81,8 +81,9 @@ def run_search(space: SearchSpace) -> dict:
         # every trial's learning curve, to see what pruning cut and when
         "curves": {t.number: [t.intermediate_values[e] for e in sorted(t.intermediate_values)] for t in finished},
     }
+    best_value = summary["best"] and summary["best"]["value"]
     log(f"{space.study}: {summary['trials']} trials in {seconds:.0f} s, {summary['epochs_trained']} of "
-        f"{summary['epochs_full']} epochs, states {summary['states']}, best {summary['best'] and summary['best']['value']}")
+        f"{summary['epochs_full']} epochs, states {summary['states']}, best {best_value}")
     return summary
 
 
@@ -263,8 +264,8 @@ def render_pruning(records: dict[str, dict]) -> str:
     lines += [
         "",
         f"**Pruning trains {f['epoch_saving']:.0%} fewer epochs ({_less(f['wall_saving'])} wall time), and its "
-        f"best value is {gap:+.1%} from the unpruned best (+ is worse). Target >= 50% fewer epochs with the best within 2%: "
-        f"{met}.** Pruned by the objective rule: {on['pruned_by']['recon_loss']}; by the perplexity rule: "
+        f"best value is {gap:+.1%} from the unpruned best (+ is worse). Target >= 50% fewer epochs with the best "
+        f"within 2%: {met}.** Pruned by the objective rule: {on['pruned_by']['recon_loss']}; by the perplexity rule: "
         f"{on['pruned_by']['perplexity']}.",
         *_lost_best(on, off),
         *_few_epochs_saved(r, f),
@@ -290,8 +291,8 @@ def _few_epochs_saved(r: dict, f: dict) -> list[str]:
     return ["", f"{len(full)} of the {on['trials']} trials ran all {epochs} epochs (#{', #'.join(map(str, full))}): "
                 f"{len(full) * epochs} of the {on['epochs_trained']} epochs trained. Successive halving lets a "
                 "trial through a rung when it is among the best 1/reduction_factor of the trials that have reached "
-                "that rung so far; while fewer than reduction_factor have, it lets through one that is the best so far, "
-                "so the first trial at each rung always goes on and early ones often do. In "
+                "that rung so far; while fewer than reduction_factor have, it lets through one that is the best so "
+                "far, so the first trial at each rung always goes on and early ones often do. In "
                 f"a search of {on['trials']} trials that start-up is a large share; with more trials (or a larger "
                 "reduction factor, which cuts harder and risks the best) the share of epochs saved grows."]
 

@@ -106,9 +106,10 @@ def soak(url: str, processes: int, seconds: float, scratch: Path, name: str) -> 
                       "p99": latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
                       "max": latencies[-1] if latencies else None},
     }
+    ms = result["report_ms"]
     log(f"{name}: {processes} writers, {seconds:.0f} s: {len(told)} trials told, {len(reported)} values reported "
         f"({result['reports_per_s']:.0f}/s), {len(lost)} lost, {len(errors)} errors ({len(locked)} 'database is "
-        f"locked'); report + pruner median {result['report_ms']['median']:.1f} ms, p99 {result['report_ms']['p99']:.1f} ms")
+        f"locked'); report + pruner median {ms['median']:.1f} ms, p99 {ms['p99']:.1f} ms")
     return result
 
 
