@@ -32,7 +32,7 @@ bench: $(INSTALLED) fashion-mnist
 bench-quick: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/train_throughput.py --epochs 3 --crops-per-image 32 > /dev/null
 	$(PY) benchmarks/trainer_vs_reference.py --repeats 1 > /dev/null
-	$(PY) benchmarks/prior_throughput.py --repeats 1 > /dev/null
+	$(PY) benchmarks/prior_throughput.py --repeats 2 > /dev/null
 	$(PY) benchmarks/orchestration_overhead.py --trials 5 --epochs 1 6 --repeats 1 > /dev/null
 	$(PY) benchmarks/fashion_mnist_search.py --trials 4 --epochs 3 --max-images 1200 > /dev/null
 
