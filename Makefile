@@ -27,6 +27,7 @@ bench: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/prior_throughput.py --write BENCHMARKS.md
 	$(PY) benchmarks/orchestration_overhead.py --write BENCHMARKS.md
 	$(PY) benchmarks/fashion_mnist_search.py --write BENCHMARKS.md
+	$(PY) benchmarks/summary.py --write BENCHMARKS.md
 
 # The same benchmarks, smaller (a few minutes): they print their reports and leave BENCHMARKS.md as it is.
 bench-quick: $(INSTALLED) fashion-mnist
@@ -40,6 +41,7 @@ bench-quick: $(INSTALLED) fashion-mnist
 # is lost or any call fails, and records the figures in BENCHMARKS.md.
 soak: $(INSTALLED)
 	$(PY) benchmarks/soak.py --write BENCHMARKS.md
+	$(PY) benchmarks/summary.py --write BENCHMARKS.md
 
 # Fashion-MNIST for benchmarks: the Debian package dataset-fashion-mnist, installed when apt-get is usable.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
