@@ -74,7 +74,7 @@ class StudyReporter(Reporter):
 
 def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
     """The Ray trainable. ``config`` holds the Optuna ``trial_id`` and ``params`` chosen by the driver."""
-    storage = open_storage(space.storage)
+    storage = _worker_storage(space.storage)
     # Workers report and tell; only the driver samples, so a plain sampler stands in for the file's one
     # (a grid sampler would try to stop the study from inside tell).
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=build_pruner(space),
@@ -153,6 +153,19 @@ def _fail_reason(exc: Exception, config: TrainConfig | None) -> str:
         return (f"out of GPU memory: lower {key} (now {size}) or the model's size, or give each trial a larger "
                 f"share of a GPU (a lower resources.trials_per_gpu, or a higher resources.gpu). {exc}")
     return f"{type(exc).__name__}: {exc}"
+
+
+_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
+
+
+def _worker_storage(storage) -> optuna.storages.RDBStorage:
+    """One storage, so one connection pool, per worker process and database. A worker runs trial after trial,
+    and a storage opened per trial kept its connections until the garbage collector found it (measured on
+    PostgreSQL: 36 connections after 30 trials)."""
+    key = storage.model_dump_json()
+    if key not in _STORAGES:
+        _STORAGES[key] = open_storage(storage)
+    return _STORAGES[key]
 
 
 def _final_attrs(trial: optuna.Trial, metrics: Mapping[str, Any], epochs: int) -> None:
