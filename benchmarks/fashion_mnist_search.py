@@ -23,7 +23,6 @@ import datetime
 import io
 import json
 import math
-import os
 import shlex
 import sys
 import tempfile
@@ -36,8 +35,7 @@ import torch
 from optuna.trial import TrialState
 from rich.console import Console
 
-from prior_throughput import machine_busy_seconds
-from sections import load_line, machine_line, write_section
+from sections import LoadMeter, load_line, machine_line, write_section
 from train_throughput import describe_machine, log
 from vqtune.config import SearchSpace, TrainConfig, load_search_space
 from vqtune.data import load_images
@@ -141,8 +139,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, metavar="PATH", help="update the two sections of PATH")
     args = parser.parse_args()
 
-    load_start, busy_start, t_start = os.getloadavg()[0], machine_busy_seconds(), time.perf_counter()
-    own_start = _cpu_of_self_and_children()
+    meter = LoadMeter()
     with tempfile.TemporaryDirectory(prefix="vqtune-fashion-") as scratch:
         root = Path(scratch)
         overrides = [f"{key}={value}" for key, value in (("n_trials", args.trials), ("base.optim.epochs", args.epochs),
@@ -170,9 +167,6 @@ def main() -> None:
             sys.exit("the unpruned run did not run the same trials")
         default = train_default(pruned_space, budget_s=pruned["seconds"], run_dir=root / "default")
 
-    run_seconds = time.perf_counter() - t_start
-    busy_end = machine_busy_seconds()
-    others = None if busy_start is None else busy_end - busy_start - (_cpu_of_self_and_children() - own_start)
     for run in (pruned, unpruned):
         del run["params"]
     record = {
@@ -181,8 +175,7 @@ def main() -> None:
         "pruner": pruned_space.pruner.model_dump(mode="json"), "perplexity_rule": pruned_space.perplexity.model_dump(),
         "sampler": pruned_space.sampler.model_dump(mode="json"), "objective": pruned_space.objective.metric,
         "ray_start_s": ray_start, "pruned": pruned, "unpruned": unpruned, "default": default,
-        "load_average_at_start": round(load_start, 2), "run_seconds": round(run_seconds, 1),
-        "other_processes_cpu_seconds": None if others is None else round(max(others, 0.0), 1),
+        **meter.record(),
         "others_include": "they include Ray's processes, and the trials' workers among them",
         "machine": describe_machine(torch.device("cpu")),
         "command": shlex.join(["python", *sys.argv]),
@@ -215,11 +208,6 @@ def verdicts(r: dict) -> dict:
         "default_usage": default["perplexity"] / default["codebook_size"],
         "quality_met": gain is not None and gain >= TARGET_NMSE_GAIN and usage is not None and usage >= TARGET_USAGE,
     }
-
-
-def _cpu_of_self_and_children() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def _params(params: dict) -> str:

@@ -21,7 +21,6 @@ import argparse
 import datetime
 import io
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -31,12 +30,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import optuna
+import torch
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package: its throwaway PostgreSQL
 
-from prior_throughput import machine_busy_seconds  # noqa: E402
-from sections import load_line, machine_line, write_section  # noqa: E402
+from sections import LoadMeter, load_line, machine_line, write_section  # noqa: E402
 from train_throughput import describe_machine, log  # noqa: E402
 from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, validate  # noqa: E402
 from vqtune.train import Reporter, fit_vqvae  # noqa: E402
@@ -147,8 +146,7 @@ def main() -> None:
     if not 1 <= few < many:
         parser.error("--epochs FEW MANY needs 1 <= FEW < MANY")
 
-    load_start, busy_start, t_start = os.getloadavg()[0], machine_busy_seconds(), time.perf_counter()
-    own_start = _cpu_of_self_and_children()
+    meter = LoadMeter()
     runs: list[dict] = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="vqtune-overhead-") as scratch:
         root = Path(scratch)
@@ -177,17 +175,13 @@ def main() -> None:
                     name = f"r{repeat}e{epochs}{kind}"
                     runs.append({**measure(kind, make(name), root / name, args.trials, epochs), "repeat": repeat})
 
-    run_seconds = time.perf_counter() - t_start
-    busy_end = machine_busy_seconds()
-    others = None if busy_start is None else busy_end - busy_start - (_cpu_of_self_and_children() - own_start)
     summary = summarize(runs, storages=list(storages), few=few, many=many)
     record = {
         "benchmark": "orchestration_overhead", "device": "cpu", "setting": TINY, "trials": args.trials,
         "epochs": [few, many], "repeats": args.repeats, "ray_start_s": ray_start, "runs": runs,
-        "summary": summary, "load_average_at_start": round(load_start, 2), "run_seconds": round(run_seconds, 1),
-        "other_processes_cpu_seconds": None if others is None else round(max(others, 0.0), 1),
+        "summary": summary, **meter.record(),
         "others_include": "they include Ray's processes, and the trials' workers among them",
-        "machine": describe_machine_cpu(),
+        "machine": describe_machine(torch.device("cpu")),
         "command": shlex.join(["python", *sys.argv]),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -223,17 +217,6 @@ def summarize(runs: list[dict], storages: list[str], few: int, many: int) -> dic
                 for e in (few, many)},
         }
     return out
-
-
-def _cpu_of_self_and_children() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def describe_machine_cpu() -> dict:
-    import torch
-
-    return describe_machine(torch.device("cpu"))
 
 
 def render_section(records: dict[str, dict]) -> str:

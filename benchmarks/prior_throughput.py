@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import datetime
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -41,7 +40,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sections import load_line, machine_line, write_section
+from sections import LoadMeter, load_line, machine_line, write_section
 from train_throughput import NOISY_SPREAD, describe_machine, fmt, log, summarize
 from vqtune.config import ModelConfig, PriorConfig
 from vqtune.models import GatedPixelCNN
@@ -71,8 +70,7 @@ def main() -> None:
     cuda = device.type == "cuda"
     prior, codebook_size = PriorConfig(), ModelConfig().codebook_size
     small = min(GRIDS)
-    load_before = os.getloadavg()[0]
-    busy_before, own_before, wall_before = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    meter = LoadMeter()
     grids = []
     for side, steps in GRIDS.items():
         torch.manual_seed(0)
@@ -87,10 +85,6 @@ def main() -> None:
         grids.append({"grid": f"{side}x{side}", "train_steps_per_repeat": steps,
                       "train_latents_per_s": summarize(latents_per_s), **sampling})
 
-    wall = time.perf_counter() - wall_before
-    # CPU time of everything else on the machine while this ran: the load average would count this run too.
-    busy = machine_busy_seconds()
-    others = None if busy is None else busy - busy_before - (own_cpu_seconds() - own_before)
     record = {
         "benchmark": "prior_throughput",
         "device": device.type,
@@ -101,9 +95,7 @@ def main() -> None:
         "warmup_steps": WARMUP_STEPS,
         "repeats": args.repeats,
         "grids": grids,
-        "load_average_at_start": round(load_before, 2),
-        "run_seconds": round(wall, 1),
-        "other_processes_cpu_seconds": None if others is None else round(max(others, 0.0), 1),
+        **meter.record(),
         "machine": describe_machine(device),
         "command": shlex.join(["python", *sys.argv]),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -204,21 +196,6 @@ def estimate_draw(model: GatedPixelCNN, grid: tuple[int, int], generator: torch.
         codes[:, r, 0] = torch.multinomial(F.softmax(logits.float(), dim=1), 1, generator=generator)[:, 0]
     synchronize(device)
     return (time.perf_counter() - t0) * width
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU-seconds all processes have spent busy since boot (Linux ``/proc/stat``; None elsewhere)."""
-    try:
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle, iowait = ticks[3], ticks[4]
-    return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")  # guest time is already in user
-
-
-def own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
 
 
 def synchronize(device: torch.device) -> None:

@@ -7,8 +7,10 @@ its row without dropping the CPU one, and the text is always rendered from every
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -48,6 +50,39 @@ def machine_line(record: dict) -> str:
     gpu = f"GPU {m['gpu']} (CUDA {m['cuda']}), " if "gpu" in m else ""
     return (f"**{record['device']}**, measured {record['date_utc']}: {gpu}CPU {m['cpu']}, {m['cpu_count']} cores "
             f"(`os.cpu_count()`), torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}.  ")
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds all processes have spent busy since boot (Linux ``/proc/stat``; None elsewhere)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")  # guest time is already in user
+
+
+def own_cpu_seconds() -> float:
+    """CPU-seconds of this process and of its finished children (DataLoader workers, spawned writers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class LoadMeter:
+    """How busy the machine was during a run: started with the run, read by :meth:`record` at its end."""
+
+    def __init__(self) -> None:
+        self.load_average = os.getloadavg()[0]
+        self.busy, self.own, self.start = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+
+    def record(self) -> dict:
+        """The fields :func:`load_line` reads. Other processes' CPU time, not the load average, shows
+        interference: the load average counts this run too."""
+        busy = machine_busy_seconds()
+        others = None if busy is None or self.busy is None else busy - self.busy - (own_cpu_seconds() - self.own)
+        return {"load_average_at_start": round(self.load_average, 2),
+                "run_seconds": round(time.perf_counter() - self.start, 1),
+                "other_processes_cpu_seconds": None if others is None else round(max(others, 0.0), 1)}
 
 
 def load_line(record: dict) -> str:

@@ -18,7 +18,6 @@ import argparse
 import datetime
 import json
 import multiprocessing
-import os
 import shlex
 import statistics
 import sys
@@ -33,7 +32,7 @@ from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package: its throwaway PostgreSQL
 
-from sections import load_line, machine_line, write_section  # noqa: E402
+from sections import LoadMeter, load_line, machine_line, write_section  # noqa: E402
 from train_throughput import log  # noqa: E402
 from vqtune.config._search import Storage  # noqa: E402
 from vqtune.tune._storage import mask, open_storage  # noqa: E402
@@ -121,7 +120,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, metavar="PATH", help="record the figures in PATH")
     args = parser.parse_args()
 
-    load_start, t_start = os.getloadavg()[0], time.perf_counter()
+    meter = LoadMeter()
     results = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="vqtune-soak-") as scratch:
         root = Path(scratch)
@@ -137,8 +136,7 @@ def main() -> None:
 
     record = {
         "benchmark": "soak", "device": "cpu", "results": results, "epochs_per_trial": EPOCHS_PER_TRIAL,
-        "load_average_at_start": round(load_start, 2), "run_seconds": round(time.perf_counter() - t_start, 1),
-        "other_processes_cpu_seconds": None, "machine": describe_machine(torch.device("cpu")),
+        **meter.record(), "machine": describe_machine(torch.device("cpu")),
         "command": shlex.join(["python", *sys.argv]),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }

@@ -52,8 +52,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
 import reference_vqvae as ref
-from prior_throughput import machine_busy_seconds
-from sections import load_line, machine_line, write_section
+from sections import LoadMeter, load_line, machine_line, write_section
 from train_throughput import NOISY_SPREAD, describe_machine, describe_setting, fmt, log, summarize
 from vqtune.config import TrainConfig
 from vqtune.data import ImageData, load_images
@@ -116,9 +115,8 @@ def main() -> None:
         "quantizer": {"dead_code_steps": args.dead_code_steps},
         "device": "cpu",
     })
-    load_before = os.getloadavg()[0]
-    busy_before, own_before, wall_before = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
-    log(f"load average {load_before:.2f} at the start")
+    meter = LoadMeter()
+    log(f"load average {meter.load_average:.2f} at the start")
     data = load_images(config.data)
     check = check_same_model(config)
     log(f"{data.description}; {check['parameters']:,} parameters on both sides, same initial weights: "
@@ -175,9 +173,6 @@ def main() -> None:
                 f"{p['ops_ms']:.1f} (convolutions {p['conv_ms']:.1f}), in the DataLoader {p['data_wait_ms']:.1f}, "
                 f"other {p['other_ms']:.1f}")
 
-    wall = time.perf_counter() - wall_before
-    busy = machine_busy_seconds()
-    others = None if busy is None else busy - busy_before - (own_cpu_seconds() - own_before)
     record = {
         "benchmark": "trainer_vs_reference",
         "device": "cpu",
@@ -201,9 +196,7 @@ def main() -> None:
         "losses_equal": all(abs(d) <= args.loss_tolerance for d in loss_diff.values()),
         "profiles": profiles,
         "runs": runs,
-        "load_average_at_start": round(load_before, 2),
-        "run_seconds": round(wall, 1),
-        "other_processes_cpu_seconds": None if others is None else round(max(others, 0.0), 1),
+        **meter.record(),
         "machine": describe_machine(torch.device("cpu")),
         "command": shlex.join(["python", *sys.argv]),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -359,12 +352,6 @@ def under_data_loader(event) -> bool:
             return True
         parent = parent.cpu_parent
     return False
-
-
-def own_cpu_seconds() -> float:
-    """CPU-seconds of this process and of its finished children (the DataLoader workers)."""
-    t = os.times()
-    return t.user + t.system + children_cpu_seconds()
 
 
 def children_cpu_seconds() -> float:
