@@ -23,7 +23,7 @@ from tests.data.conftest import photo
 from tests.tune.conftest import TINY_BASE
 from vqtune.cli import main
 from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, validate
-from vqtune.train import fit_vqvae
+from vqtune.train import fit
 
 DB = "study.db"
 LR = "optim.lr"
@@ -132,7 +132,7 @@ def closed_port() -> int:
 
 def study_db(ctx, with_study: bool = True) -> str:
     """A real study database in the working directory: the vqtune study ``bad`` with no trials yet."""
-    from vqtune.tune import open_storage, open_study
+    from vqtune.study import open_storage, open_study
 
     space = validate(SearchSpace, space_dict(ctx.tmp), "space", tags=PARAM_TYPES)
     if with_study:
@@ -391,7 +391,7 @@ def trained_run(tmp_path_factory) -> Path:
     """A real stage-1 run (one epoch of a tiny VQ-VAE on photo crops) with its checkpoints."""
     config = TrainConfig.model_validate(train_dict(tmp_path_factory.mktemp("trained")))
     config.data.crops_per_image = 8
-    return fit_vqvae(config).run_dir
+    return fit(config).run_dir
 
 
 def snapshot(root: Path) -> dict:
@@ -427,7 +427,7 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(build, expected, tm
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray was started for an input that should have been refused before")
 
-    monkeypatch.setattr(runner, "_ray", no_ray)
+    monkeypatch.setattr(runner, "start_ray", no_ray)
     monkeypatch.chdir(tmp_path)
     argv = build(Context(tmp_path, request))
     before = snapshot(tmp_path)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from vqtune.train import Reporter, fit_vqvae, load_vqvae
+from vqtune.train import Reporter, fit, load_vqvae
 
 pytestmark = [
     pytest.mark.gpu,
@@ -24,7 +24,7 @@ def test_fit_on_cuda_with_bf16_and_auto_device(tiny_config):
             devices.append(info.device)
 
     config = tiny_config.model_copy(update={"device": "auto"})
-    result = fit_vqvae(config, Device())
+    result = fit(config, Device())
     assert devices == ["cuda"]
     assert next(result.model.parameters()).is_cuda
     final = result.final

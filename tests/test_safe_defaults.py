@@ -22,7 +22,7 @@ from tests.data.conftest import photo
 from tests.tune.conftest import TINY_BASE
 from vqtune.cli import main
 from vqtune.errors import VqtuneError
-from vqtune.tune._artifacts import artifact_store
+from vqtune.study import artifact_store
 
 TINY_TRAIN = {**copy.deepcopy(TINY_BASE), "device": "cpu", "optim": {**TINY_BASE["optim"], "epochs": 1}}
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 
 from vqtune import __version__
-from vqtune.config._search import DEFAULT_STORAGE, Storage
+from vqtune.config import DEFAULT_STORAGE, Storage
 from vqtune.errors import VqtuneError
 
 
@@ -146,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from vqtune.tune import export_config, load_existing, open_storage
+    from vqtune.study import export_config, load_existing, open_storage
 
     study = load_existing(open_storage(Storage(url=args.storage), create=False), args.study, args.storage)
     trial = export_config(study, args.output, args.trial)
@@ -155,28 +155,26 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _studies(args: argparse.Namespace) -> int:
-    from vqtune.tune import open_storage, studies_table
+    from vqtune.study import open_storage, studies_table
 
     _print_frame(studies_table(open_storage(Storage(url=args.storage), create=False)), "no studies")
     return 0
 
 
 def _trials(args: argparse.Namespace) -> int:
-    from vqtune.report import trials_frame
-    from vqtune.tune import load_existing, open_storage
+    from vqtune.study import load_existing, open_storage, trials_frame
 
     study = load_existing(open_storage(Storage(url=args.storage), create=False), args.study, args.storage)
     frame = trials_frame(study)
     params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
-    columns = ["number", "state", "value", *params, "pruned_by", "epochs", "perplexity", "fail_reason"]
+    columns = ["number", "state", "value", *params, "pruned_by", "epochs", "val_perplexity", "fail_reason"]
     _print_frame(frame.reindex(columns=[c for c in columns if c in frame.columns]), "no trials")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from vqtune.dashboard import default_artifact_dir
     from vqtune.report import write_report
-    from vqtune.tune import load_existing, open_storage
+    from vqtune.study import default_artifact_dir, load_existing, open_storage
 
     storage = open_storage(Storage(url=args.storage), create=False)
     study = load_existing(storage, args.study, args.storage)
@@ -227,35 +225,28 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from vqtune import run_dir as rd
     from vqtune.config import load_train_config
-    from vqtune.train import ProgressReporter, fit_prior, fit_vqvae
+    from vqtune.train import ProgressReporter, fit
 
     if args.resume is not None:
         if args.config is not None:
             raise VqtuneError("give either CONFIG or --resume RUN_DIR, not both")
-        config = load_train_config(args.resume / "config.yaml", [*args.overrides, f"run_dir={args.resume}"])
+        config = load_train_config(args.resume / rd.CONFIG, [*args.overrides, f"run_dir={args.resume}"])
     else:
         config = load_train_config(args.config, args.overrides)
-    prior = config.prior
     with ProgressReporter() as reporter:
-        if prior is not None and prior.vqvae_checkpoint is not None:  # stage 2 on an existing stage-1 run
-            result = fit_prior(config, reporter)
-        else:
-            result = fit_vqvae(config, reporter, resume=args.resume is not None)
-            final = result.final
-            print(
-                f"done: {result.run_dir}  val mse {final['val_recon_mse']:.5f}  psnr {final['val_psnr']:.2f} dB  "
-                f"perplexity {final['val_perplexity']:.1f}/{config.model.codebook_size}"
-            )
-            if prior is not None:
-                result = fit_prior(config, reporter, checkpoint=result.run_dir / "best.pt", run_dir=result.run_dir)
-    if prior is not None:
-        final = result.final
-        print(
-            f"done: {result.run_dir}  prior val nll {final['val_nll']:.4f} nats/latent  "
-            f"{final['val_bits_per_dim']:.3f} bits/dim\n"
-            f"next: vqtune sample {result.run_dir} -o {result.run_dir / 'samples.png'}"
-        )
+        result = fit(config, reporter, resume=args.resume is not None)
+    stage1, stage2 = result.stage_history.get("vqvae"), result.stage_history.get("prior")
+    if stage1:
+        final = stage1[-1]
+        print(f"done: {result.run_dir}  val mse {final['val_recon_mse']:.5f}  psnr {final['val_psnr']:.2f} dB  "
+              f"perplexity {final['val_perplexity']:.1f}/{config.model.codebook_size}")
+    if stage2:
+        final = stage2[-1]
+        print(f"done: {result.run_dir}  prior val nll {final['val_nll']:.4f} nats/latent  "
+              f"{final['val_bits_per_dim']:.3f} bits/dim\n"
+              f"next: vqtune sample {result.run_dir} -o {result.run_dir / 'samples.png'}")
     return 0
 
 

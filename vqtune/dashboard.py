@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from vqtune.config._search import Storage
-from vqtune.tune._artifacts import artifact_store, default_artifact_dir
-from vqtune.tune._storage import mask, open_storage
+from vqtune.config import Storage
+from vqtune.study import artifact_store, default_artifact_dir, mask, open_storage
 
 
 def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, artifact_dir: Optional[Path] = None,

@@ -26,3 +26,15 @@ class TrainingDiverged(VqtuneError):
     def __init__(self, message: str, epoch: int):
         super().__init__(message)
         self.epoch = epoch
+
+
+class StorageError(VqtuneError):
+    """The storage URL is malformed, or its database cannot be reached."""
+
+
+class StudyError(VqtuneError):
+    """A study is missing, empty, or does not match the search asked of it."""
+
+
+class ArtifactError(VqtuneError):
+    """An artifact id that names a file outside the artifact store."""

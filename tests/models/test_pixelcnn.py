@@ -38,17 +38,6 @@ def test_receptive_field_grows_with_depth_and_never_reaches_ahead():
     assert torch.equal(seen, expected)
 
 
-def test_class_conditioning_changes_the_logits():
-    torch.manual_seed(0)
-    model = GatedPixelCNN(codebook_size=8, channels=6, layers=2, num_classes=3)
-    codes = torch.randint(0, 8, (2, 4, 5))
-    a = model(codes, torch.tensor([0, 0]))
-    b = model(codes, torch.tensor([1, 2]))
-    assert a.shape == (2, 8, 4, 5) and not torch.allclose(a, b)
-    with pytest.raises(ValueError, match="labels"):
-        model(codes)
-
-
 def test_sampling_draws_valid_codes_with_one_evaluation_per_position():
     torch.manual_seed(0)
     model = GatedPixelCNN(codebook_size=8, channels=6, layers=2).eval()

@@ -20,8 +20,8 @@ from rich.console import Console
 from tests.tune.conftest import make_space
 from vqtune.cli import main
 from vqtune.report import _figures as figures
-from vqtune.report import trials_frame
-from vqtune.tune import open_storage, run_study
+from vqtune.study import open_storage, trials_frame
+from vqtune.tune import run_study
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_trials_table_is_flat(study_dir):
     study, _ = _study(space)
     frame = trials_frame(study)
     assert len(frame) == 4
-    for column in ("number", "state", "value", "optim.lr", "model.downsample", "pruned_by", "perplexity", "psnr",
+    for column in ("number", "state", "value", "optim.lr", "model.downsample", "pruned_by", "val_perplexity", "val_psnr",
                    "epochs", "bits_per_image", "latent_cells"):
         assert column in frame.columns, column
     assert not any(isinstance(v, (dict, list)) for v in frame.drop(columns=["gpu_ids"]).to_numpy().ravel())

@@ -8,12 +8,12 @@ from PIL import Image
 from vqtune.data import load_images
 from vqtune.errors import CheckpointError, TrainingDiverged
 from vqtune.models import VQVAE
+from vqtune.train._vqvae import evaluate
 from vqtune.train import (
     CHECKPOINT_FORMAT,
     Reporter,
     build_model,
-    evaluate,
-    fit_vqvae,
+    fit,
     load_checkpoint,
     load_vqvae,
     save_checkpoint,
@@ -49,7 +49,7 @@ def test_two_epochs_on_photos_lower_val_mse_and_fill_the_run_dir(tiny_config):
     before = evaluate(untrained, data.val, 64, variance)["val_recon_mse"]
 
     recorder = Recorder()
-    result = fit_vqvae(tiny_config, recorder, data=data)
+    result = fit(tiny_config, recorder, data=data)
 
     assert [m["epoch"] for m in recorder.epochs] == [1, 2]
     assert recorder.steps == 2 * (len(data.train) // 16)
@@ -74,29 +74,29 @@ def test_two_epochs_on_photos_lower_val_mse_and_fill_the_run_dir(tiny_config):
 
 
 def test_seeded_runs_are_deterministic_on_cpu(tiny_config, tmp_path):
-    first = fit_vqvae(tiny_config)
-    second = fit_vqvae(tiny_config.model_copy(update={"run_dir": tmp_path / "again"}))
+    first = fit(tiny_config)
+    second = fit(tiny_config.model_copy(update={"run_dir": tmp_path / "again"}))
     assert _deterministic(first.history) == _deterministic(second.history)
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
 
 
 def test_reporter_can_stop_and_resume_matches_an_uninterrupted_run(tiny_config, tmp_path):
-    stopped = fit_vqvae(tiny_config, Recorder(stop_at=1))
+    stopped = fit(tiny_config, Recorder(stop_at=1))
     assert stopped.stopped_early and len(stopped.history) == 1
     assert load_checkpoint(stopped.run_dir / "last.pt")["epoch"] == 1
 
-    resumed = fit_vqvae(tiny_config, resume=True)
+    resumed = fit(tiny_config, resume=True)
     assert resumed.run_dir == stopped.run_dir
-    whole = fit_vqvae(tiny_config.model_copy(update={"run_dir": tmp_path / "whole"}))
+    whole = fit(tiny_config.model_copy(update={"run_dir": tmp_path / "whole"}))
     assert _deterministic(resumed.history) == _deterministic(whole.history)
 
 
 def test_an_existing_run_is_never_overwritten(tiny_config):
     one_epoch = tiny_config.model_copy(update={"optim": tiny_config.optim.model_copy(update={"epochs": 1})})
-    first = fit_vqvae(one_epoch)
+    first = fit(one_epoch)
     marker = (first.run_dir / "last.pt").read_bytes()
-    second = fit_vqvae(one_epoch)
+    second = fit(one_epoch)
     assert second.run_dir.name == first.run_dir.name + "-2"
     assert (first.run_dir / "last.pt").read_bytes() == marker
 
@@ -115,13 +115,13 @@ def test_nan_loss_stops_with_an_error_naming_the_epoch(tiny_config, monkeypatch)
 
     monkeypatch.setattr(VQVAE, "forward", poisoned)
     with pytest.raises(TrainingDiverged, match="epoch 2: training loss became nan") as info:
-        fit_vqvae(tiny_config)
+        fit(tiny_config)
     assert info.value.epoch == 2
     assert len((tiny_config.run_dir / "metrics.jsonl").read_text().splitlines()) == 1  # epoch 1 is kept
 
 
 def test_checkpoint_round_trip(tiny_config):
-    result = fit_vqvae(tiny_config)
+    result = fit(tiny_config)
     model, config = load_vqvae(result.run_dir / "last.pt")
     assert config == tiny_config
     x = load_images(tiny_config.data).val[:4].float().div(255).sub(0.5)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from vqtune.cli import main
 from vqtune.config import PriorConfig
-from vqtune.train import Codes, encode_dataset, fit_prior, fit_vqvae, sample_images
+from vqtune.train import Codes, bits_per_dim, encode_dataset, fit, sample_images
 from vqtune.train import _codes
 
 
@@ -27,7 +27,7 @@ def stage1(tmp_path_factory):
         "device": "cpu",
         "run_dir": str(run),
     })
-    return fit_vqvae(config), config
+    return fit(config), config
 
 
 def test_codes_are_encoded_once_and_cached(stage1, monkeypatch):
@@ -46,8 +46,6 @@ def test_bits_per_dim_bound_by_hand():
                   val_recon_mse=0.01, codebook_size=16)
     per_subpixel = 0.5 * math.log(2 * math.pi * math.e * 0.01) + math.log(255)
     assert codes.recon_nats_per_image() == pytest.approx(per_subpixel * 3 * 8 * 8)
-    from vqtune.train._prior import bits_per_dim
-
     expected = (1.5 * 4 + per_subpixel * 192) / (192 * math.log(2))
     assert bits_per_dim(1.5, codes) == pytest.approx(expected)
 
@@ -59,7 +57,7 @@ def test_prior_learns_the_codes_and_samples_decode(stage1, tmp_path):
                              batch_size=32, epochs=3),
         "run_dir": tmp_path / "prior",
     })
-    fitted = fit_prior(prior_config)
+    fitted = fit(prior_config)
     history = fitted.history
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[-1]["val_nll"] < math.log(32)  # better than a uniform prior over 32 codes

@@ -14,8 +14,9 @@ from rich.console import Console
 from tests.tune.conftest import TINY_BASE
 from vqtune.config import PriorConfig
 from vqtune.errors import TrainingDiverged
-from vqtune.train import _fit, _prior, fit_prior, fit_vqvae
-from vqtune.tune import open_storage, run_study
+from vqtune.study import open_storage
+from vqtune.train import _prior, _vqvae, fit
+from vqtune.tune import run_study
 
 # A trial whose quantizer.beta is one of these meets that fault in its second epoch; random samples never land
 # exactly on them.
@@ -52,7 +53,7 @@ def poison(model: torch.nn.Module, fault: str, split: str = "train") -> None:
 
 def poisoning(fault_of, split: str = "train"):
     """The trainer's build_model, but the model of ``config`` meets ``fault_of(config)`` (None: no fault)."""
-    build = _fit.build_model
+    build = _vqvae.build_model
 
     def build_model(config, in_channels):
         model = build(config, in_channels)
@@ -65,7 +66,7 @@ def poisoning(fault_of, split: str = "train"):
 
 def inject_faults() -> None:
     """Ray worker setup: the models of trials whose quantizer.beta is in FAULTS are poisoned."""
-    _fit.build_model = poisoning(lambda config: FAULTS.get(config.quantizer.beta))
+    _vqvae.build_model = poisoning(lambda config: FAULTS.get(config.quantizer.beta))
 
 
 def _small(config):
@@ -74,9 +75,9 @@ def _small(config):
 
 @pytest.mark.parametrize(("fault", "split"), [("inf", "train"), ("nan", "val"), ("inf", "val")])
 def test_the_trainer_stops_on_a_non_finite_loss(tiny_config, monkeypatch, fault, split):
-    monkeypatch.setattr(_fit, "build_model", poisoning(lambda config: fault, split))
+    monkeypatch.setattr(_vqvae, "build_model", poisoning(lambda config: fault, split))
     with pytest.raises(TrainingDiverged) as caught:
-        fit_vqvae(_small(tiny_config))
+        fit(_small(tiny_config))
     assert caught.value.epoch == 2
     which = "training" if split == "train" else "validation"
     assert str(caught.value).startswith(f"epoch 2: {which} loss became {fault}; lower optim.lr")
@@ -84,7 +85,7 @@ def test_the_trainer_stops_on_a_non_finite_loss(tiny_config, monkeypatch, fault,
 
 
 def test_the_prior_stops_on_a_non_finite_validation_loss(tiny_config, monkeypatch):
-    stage1 = fit_vqvae(_small(tiny_config).model_copy(update={"optim": tiny_config.optim.model_copy(
+    stage1 = fit(_small(tiny_config).model_copy(update={"optim": tiny_config.optim.model_copy(
         update={"epochs": 1})}))
     build = _prior.build_prior
 
@@ -99,7 +100,7 @@ def test_the_prior_stops_on_a_non_finite_validation_loss(tiny_config, monkeypatc
         "run_dir": tiny_config.run_dir.parent / "prior",
     })
     with pytest.raises(TrainingDiverged, match=r"^epoch 1: prior validation loss became nan; lower prior.lr"):
-        fit_prior(config)
+        fit(config)
 
 
 @pytest.fixture
@@ -151,4 +152,4 @@ def test_failing_trials_are_recorded_with_their_reason_and_the_search_finishes(r
     assert "resources.trials_per_gpu" in reasons["oom"] and "Tried to allocate 2.00 GiB" in reasons["oom"]
     for trial in failed.values():  # what the trial did before its fault stays in the study
         assert list(trial.intermediate_values) == [1] and trial.user_attrs["epochs"] == 1
-        assert trial.user_attrs["perplexity"] > 1
+        assert trial.user_attrs["val_perplexity"] > 1

@@ -6,14 +6,15 @@ from rich.console import Console
 
 from tests.tune.conftest import TINY_BASE
 from vqtune.config import TrainConfig
-from vqtune.train import fit_vqvae
-from vqtune.tune import open_storage, run_study
+from vqtune.train import fit
+from vqtune.study import open_storage
+from vqtune.tune import run_study
 
 
 def test_prior_search_records_honest_states(ray_session, space_factory, tmp_path):
     # Without dead-code restarts this tiny VQ-VAE uses a handful of codes: a prior that learns at all finds
     # that quickly, one with a far too small learning rate stays near log K.
-    stage1 = fit_vqvae(TrainConfig.model_validate({
+    stage1 = fit(TrainConfig.model_validate({
         **TINY_BASE, "quantizer": {"dead_code_steps": 0}, "device": "cpu", "run_dir": str(tmp_path / "vq"),
     }))
     checkpoint = stage1.run_dir / "best.pt"
@@ -41,8 +42,8 @@ def test_prior_search_records_honest_states(ray_session, space_factory, tmp_path
     assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3
     first, slow = trials[0], trials[1]
     assert first.state == TrialState.COMPLETE and sorted(first.intermediate_values) == [1, 2, 3]
-    assert first.value == first.intermediate_values[3] == first.user_attrs["nll"]
-    assert 0 < first.user_attrs["bits_per_dim"] < 8
-    assert slow.state == TrialState.PRUNED and slow.user_attrs["pruned_by"] == "recon_loss"
+    assert first.value == first.intermediate_values[3] == first.user_attrs["val_nll"]
+    assert 0 < first.user_attrs["val_bits_per_dim"] < 8
+    assert slow.state == TrialState.PRUNED and slow.user_attrs["pruned_by"] == "pruner"
     assert sorted(slow.intermediate_values) == list(range(1, slow.user_attrs["pruned_epoch"] + 1))
     assert "perplexity" not in first.user_attrs  # stage-1 figures are not made up for a prior trial

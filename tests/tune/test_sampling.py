@@ -5,8 +5,7 @@ import pytest
 
 from tests.tune.conftest import make_space
 from vqtune.errors import ConfigError
-from vqtune.tune._sampling import build_pruner, build_sampler
-from vqtune.tune._suggest import suggest
+from vqtune.study import build_pruner, build_sampler, suggest
 
 GRIDDABLE = {
     "model.codebook_size": {"type": "categorical", "choices": [32, 64]},

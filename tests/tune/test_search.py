@@ -7,7 +7,8 @@ import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 
-from vqtune.tune import open_storage, run_study
+from vqtune.study import open_storage
+from vqtune.tune import run_study
 
 EPOCHS = 4
 
@@ -45,7 +46,7 @@ def test_both_kinds_of_pruning_on_real_data(ray_session, space_factory):
     assert healthy.state == TrialState.COMPLETE
     assert sorted(healthy.intermediate_values) == list(range(1, EPOCHS + 1))
     assert healthy.value == healthy.intermediate_values[EPOCHS]
-    assert slow.state == TrialState.PRUNED and slow.user_attrs["pruned_by"] == "recon_loss"
+    assert slow.state == TrialState.PRUNED and slow.user_attrs["pruned_by"] == "pruner"
     assert collapsed.state == TrialState.PRUNED and collapsed.user_attrs["pruned_by"] == "perplexity"
     assert collapsed.user_attrs["pruned_epoch"] == 2  # the first epoch after the warm-up
     assert both.state == TrialState.PRUNED
@@ -53,11 +54,11 @@ def test_both_kinds_of_pruning_on_real_data(ray_session, space_factory):
         epoch = trial.user_attrs["pruned_epoch"]
         assert sorted(trial.intermediate_values) == list(range(1, epoch + 1))  # the last one included
         assert trial.user_attrs["epochs"] == epoch
-    assert collapsed.user_attrs["perplexity"] < 0.1 * 64
+    assert collapsed.user_attrs["val_perplexity"] < 0.1 * 64
     for trial in trials.values():
         attrs = trial.user_attrs
-        assert {"perplexity", "usage_fraction", "psnr", "normalized_mse", "images_per_s", "epochs", "device",
-                "ray_trial_id", "node"} <= set(attrs)
+        assert {"val_perplexity", "val_usage", "val_psnr", "val_nmse", "val_recon_mse", "train_images_per_s",
+                "epochs", "device", "ray_trial_id", "node"} <= set(attrs)
         assert attrs["device"] == "cpu"
     assert study.user_attrs["vqtune_version"]
     assert study.user_attrs["search_space"]["study"] == "tiny"

@@ -5,10 +5,28 @@ from typing import Any, Iterable, Mapping, Optional
 
 from vqtune.config._describe import describe
 from vqtune.config._loading import apply_overrides, read_yaml, set_path, validate
-from vqtune.config._search import METRICS, PARAM_TYPES, SearchSpace
+from vqtune.config._search import (
+    DEFAULT_STORAGE,
+    METRICS,
+    PARAM_TYPES,
+    STAGE1_METRICS,
+    STAGE2_METRICS,
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    SearchSpace,
+    Storage,
+)
 from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, PriorConfig, QuantizerConfig, TrainConfig
 
 __all__ = [
+    "DEFAULT_STORAGE",
+    "STAGE1_METRICS",
+    "STAGE2_METRICS",
+    "CategoricalParam",
+    "FloatParam",
+    "IntParam",
+    "Storage",
     "DataConfig",
     "ModelConfig",
     "OptimConfig",

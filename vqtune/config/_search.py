@@ -10,16 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vqtune.config._loading import deep_copy, format_validation_error, set_path, unknown_key
 from vqtune.config._train import TrainConfig
+from vqtune.metrics import objectives
 
 DEFAULT_STORAGE = "sqlite:///studies/vqtune.db"
 
-# Metrics the trainer reports after every epoch; any of them can be the objective.
-STAGE1_METRICS = (
-    "val_recon_mse", "val_nmse", "val_psnr", "val_perplexity", "val_usage", "train_recon_mse",
-    "train_commitment",
-)
-# ... and the prior's, when the base config has a prior section (a search over stage 2).
-STAGE2_METRICS = ("val_nll", "val_bits_per_dim", "train_nll")
+# Metrics the trainer reports after every epoch that can be the objective: stage 1's, and the prior's when the
+# base config has a prior section (a search over stage 2).
+STAGE1_METRICS = objectives("vqvae")
+STAGE2_METRICS = objectives("prior")
 METRICS = STAGE1_METRICS + STAGE2_METRICS
 
 
@@ -206,16 +204,14 @@ class SearchSpace(_Section):
 
     @model_validator(mode="after")
     def _one_stage(self) -> "SearchSpace":
-        prior = self.base.prior
-        metric = self.objective.metric
-        if prior is not None:
-            if prior.vqvae_checkpoint is None:
-                raise ValueError("base.prior.vqvae_checkpoint: a prior search needs the stage-1 checkpoint to "
-                                 "train on; set it (train stage 1 first with vqtune train)")
-            if metric not in STAGE2_METRICS:
-                raise ValueError(f"objective.metric: {metric} is not reported by a prior search; use one of "
-                                 f"{', '.join(STAGE2_METRICS)}")
-        elif metric in STAGE2_METRICS:
+        stages, metric = self.base.stages, self.objective.metric
+        if stages == ("vqvae", "prior"):
+            raise ValueError("base.prior.vqvae_checkpoint: a prior search needs the stage-1 checkpoint to "
+                             "train on; set it (train stage 1 first with vqtune train)")
+        if stages == ("prior",) and metric not in STAGE2_METRICS:
+            raise ValueError(f"objective.metric: {metric} is not reported by a prior search; use one of "
+                             f"{', '.join(STAGE2_METRICS)}")
+        if stages == ("vqvae",) and metric in STAGE2_METRICS:
             raise ValueError(f"objective.metric: {metric} needs a base.prior section (a search over the prior)")
         return self
 

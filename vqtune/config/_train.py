@@ -124,6 +124,8 @@ class PriorConfig(_Section):
     lr: float = Field(3e-4, gt=0.0, le=1.0, description="Adam learning rate.")
     batch_size: int = Field(64, ge=1, description="Code grids per training step.")
     epochs: int = Field(10, ge=1, description="Passes over the training codes.")
+    weight_decay: float = Field(0.0, ge=0.0, description="Adam weight decay.")
+    grad_clip: Optional[float] = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
 
     @field_validator("kernel")
     @classmethod
@@ -149,6 +151,22 @@ class TrainConfig(_Section):
         Path("runs/vqvae"),
         description="Where the run is written; an existing non-empty directory gets a numbered sibling.",
     )
+
+    @property
+    def stages(self) -> Tuple[str, ...]:
+        """What a run of this config trains: ``vqvae`` (stage 1), ``prior`` (stage 2 on
+        ``prior.vqvae_checkpoint``), or both, stage 1 first, when the prior has no checkpoint to start from."""
+        if self.prior is None:
+            return ("vqvae",)
+        if self.prior.vqvae_checkpoint is not None:
+            return ("prior",)
+        return ("vqvae", "prior")
+
+    @property
+    def total_epochs(self) -> int:
+        """The epochs of every stage this config trains: the last epoch's number (the stages count on as
+        one sequence), the pruner's resource and the live view's denominator."""
+        return sum(self.optim.epochs if stage == "vqvae" else self.prior.epochs for stage in self.stages)
 
     @field_validator("device")
     @classmethod

@@ -19,7 +19,7 @@ from torch import nn
 class GatedLayer(nn.Module):
     """One gated layer: tanh(W_f * x) * sigmoid(W_g * x) on both stacks.
 
-    Shapes: ``v`` and ``h`` are (B, C, H, W); ``condition`` is (B, 2C) or None.
+    Shapes: ``v`` and ``h`` are (B, C, H, W).
     """
 
     def __init__(self, channels: int, kernel: int, first: bool, dropout: float = 0.0):
@@ -36,7 +36,7 @@ class GatedLayer(nn.Module):
         self.horizontal_out = nn.Conv2d(channels, channels, 1)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor, condition: Optional[torch.Tensor] = None):
+    def forward(self, v: torch.Tensor, h: torch.Tensor):
         height, width = v.shape[-2:]
         v_features = self.vertical(F.pad(v, (self.half, self.half, self.half, 0)))
         # Shift down one row: the horizontal stack at row r may only see rows < r of the vertical stack.
@@ -46,9 +46,6 @@ class GatedLayer(nn.Module):
         else:
             h_features = self.horizontal(F.pad(h, (self.half, 0, 0, 0)))
         h_features = h_features + self.vertical_to_horizontal(shifted)
-        if condition is not None:
-            bias = condition[:, :, None, None]
-            v_features, h_features = v_features + bias, h_features + bias
         v_out = _gate(v_features)
         h_out = self.horizontal_out(self.dropout(_gate(h_features)))
         # No residual in the first layer: its input holds the current position, which it must not see.
@@ -68,7 +65,6 @@ class GatedPixelCNN(nn.Module):
         channels: width of both stacks.
         layers: gated layers (the first masked A, the rest B).
         kernel: odd kernel size of the stacks.
-        num_classes: enables class conditioning when given.
         dropout: dropout on the horizontal stack's gated features.
 
     Example:
@@ -78,36 +74,30 @@ class GatedPixelCNN(nn.Module):
     """
 
     def __init__(self, codebook_size: int, channels: int = 64, layers: int = 8, kernel: int = 3,
-                 num_classes: Optional[int] = None, dropout: float = 0.0):
+                 dropout: float = 0.0):
         super().__init__()
         self.codebook_size = codebook_size
         self.embedding = nn.Embedding(codebook_size, channels)
         self.layers = nn.ModuleList(
             GatedLayer(channels, kernel, first=(i == 0), dropout=dropout) for i in range(layers)
         )
-        self.condition = (
-            nn.Embedding(num_classes, 2 * channels) if num_classes is not None else None
-        )
         self.head = nn.Sequential(
             nn.ReLU(), nn.Conv2d(channels, 4 * channels, 1), nn.ReLU(), nn.Conv2d(4 * channels, codebook_size, 1)
         )
 
-    def forward(self, codes: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, H, W) int64 codes -> (B, K, H, W) logits of p(z_i | z_<i)."""
-        return self.forward_embedded(self.embedding(codes).permute(0, 3, 1, 2), labels)
+        return self.forward_embedded(self.embedding(codes).permute(0, 3, 1, 2))
 
-    def forward_embedded(self, x: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward_embedded(self, x: torch.Tensor) -> torch.Tensor:
         """Logits from already embedded codes ``x`` (B, C, H, W) (lets tests differentiate w.r.t. inputs)."""
-        if (labels is None) != (self.condition is None):
-            raise ValueError("labels are required exactly when the model is class-conditional")
-        condition = self.condition(labels) if labels is not None else None
         v = h = x
         for layer in self.layers:
-            v, h = layer(v, h, condition)
+            v, h = layer(v, h)
         return self.head(h)
 
     @torch.no_grad()
-    def sample(self, shape: tuple[int, int, int], temperature: float = 1.0, labels: Optional[torch.Tensor] = None,
+    def sample(self, shape: tuple[int, int, int], temperature: float = 1.0,
                generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Draw (B, H, W) code grids in raster order: one network evaluation per position."""
         batch, height, width = shape
@@ -116,6 +106,6 @@ class GatedPixelCNN(nn.Module):
         for r in range(height):
             for c in range(width):
                 # Rows below r are still zeros and cannot influence position (r, c): causality.
-                logits = self.forward(codes[:, : r + 1], labels)[:, :, r, c] / temperature
+                logits = self.forward(codes[:, : r + 1])[:, :, r, c] / temperature
                 codes[:, r, c] = torch.multinomial(F.softmax(logits.float(), dim=1), 1, generator=generator)[:, 0]
         return codes

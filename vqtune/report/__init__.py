@@ -1,6 +1,5 @@
-"""Seeing a search: the trials table (pandas), plotly figures, and the self-contained HTML report."""
+"""Seeing a search: plotly figures and the self-contained HTML report (reads :mod:`vqtune.study`)."""
 
 from vqtune.report._html import write_report
-from vqtune.report._table import trials_frame
 
-__all__ = ["trials_frame", "write_report"]
+__all__ = ["write_report"]

@@ -53,10 +53,10 @@ def parallel_coordinates(study: optuna.Study) -> go.Figure:
 def perplexity_vs_mse(frame: pd.DataFrame) -> go.Figure:
     """Final validation perplexity against reconstruction MSE, one point per trial, colored by state."""
     figure = go.Figure()
-    if {"perplexity", "val_recon_mse"} <= set(frame.columns):
-        for state, rows in frame.dropna(subset=["perplexity", "val_recon_mse"]).groupby("state"):
+    if {"val_perplexity", "val_recon_mse"} <= set(frame.columns):
+        for state, rows in frame.dropna(subset=["val_perplexity", "val_recon_mse"]).groupby("state"):
             figure.add_trace(go.Scatter(
-                x=rows["perplexity"], y=rows["val_recon_mse"], mode="markers", name=str(state),
+                x=rows["val_perplexity"], y=rows["val_recon_mse"], mode="markers", name=str(state),
                 marker={"color": STATE_COLORS.get(str(state), "#7f7f7f"), "size": 9},
                 text=[f"trial {n}" for n in rows["number"]], hoverinfo="text+x+y",
             ))

@@ -13,13 +13,11 @@ from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
 from vqtune import __version__
+from vqtune import run_dir as rd
 from vqtune.report import _figures as figures
-from vqtune.report._table import trials_frame
-from vqtune.tune._artifacts import artifact_store
-from vqtune.tune._storage import mask
+from vqtune.study import SPACE_ATTR, artifact_store, mask, trials_frame
 
 BEST = 5
-RECONSTRUCTIONS = "reconstructions.png"
 
 
 def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path: Path,
@@ -40,10 +38,10 @@ def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path
         parts.append(f'<section class="figure" data-figure="{html.escape(title)}"><h2>{html.escape(title)}</h2>{div}'
                      "</section>")
     store = artifact_store(artifact_dir) if artifact_dir is not None and Path(artifact_dir).exists() else None
-    parts.append(_best_trials(study, storage, store))
+    parts.append(_best_trials(study, frame, storage, store))
     states = frame["state"].value_counts().to_dict() if not frame.empty else {}
     summary = ", ".join(f"{n} {s.lower()}" for s, n in states.items()) or "no trials"
-    metric = (study.user_attrs.get("search_space") or {}).get("objective", {}).get("metric", "objective")
+    metric = (study.user_attrs.get(SPACE_ATTR) or {}).get("objective", {}).get("metric", "objective")
     document = _PAGE.format(
         title=html.escape(f"vqtune study {study.study_name}"),
         heading=html.escape(f"Study {study.study_name}"),
@@ -57,18 +55,19 @@ def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path
     return frame
 
 
-def _best_trials(study: optuna.Study, storage, store) -> str:
+def _best_trials(study: optuna.Study, frame: pd.DataFrame, storage, store) -> str:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
     best = sorted(complete, key=lambda t: t.value, reverse=reverse)[:BEST]
     rows = []
+    by_number = frame.set_index("number") if not frame.empty else frame
     for trial in best:
         params = "<br>".join(f"{html.escape(k)} = {html.escape(_short(v))}" for k, v in trial.params.items())
         image = _reconstructions(trial, storage, store)
-        attrs = trial.user_attrs
+        attrs = by_number.loc[trial.number]
         rows.append(
             f"<tr><td>{trial.number}</td><td>{trial.value:.5g}</td><td>{params}</td>"
-            f"<td>{_short(attrs.get('perplexity', ''))}</td><td>{_short(attrs.get('psnr', ''))}</td>"
+            f"<td>{_short(attrs.get('val_perplexity', ''))}</td><td>{_short(attrs.get('val_psnr', ''))}</td>"
             f"<td>{image}</td></tr>"
         )
     if not rows:
@@ -84,7 +83,7 @@ def _reconstructions(trial, storage, store) -> str:
     if store is None:
         return "(no artifact store)"
     for meta in get_all_artifact_meta(trial, storage=storage):
-        if meta.filename == RECONSTRUCTIONS:
+        if meta.filename == rd.RECONSTRUCTIONS:
             with store.open_reader(meta.artifact_id) as reader:
                 data = base64.b64encode(reader.read()).decode()
             return f'<img class="reconstructions" alt="trial {trial.number} reconstructions" ' \
@@ -93,7 +92,9 @@ def _reconstructions(trial, storage, store) -> str:
 
 
 def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"  # NaN: the trial has no such figure
+    return str(value)
 
 
 _PAGE = """<!DOCTYPE html>

@@ -1,10 +1,11 @@
-"""Training loops. Talks to the outside only through a :class:`Reporter`; imports neither Ray nor Optuna."""
+"""Training: one ``fit`` for stage 1 (the VQ-VAE), stage 2 (the PixelCNN prior) or both; the codes between
+them; sampling. Talks to the outside only through a :class:`Reporter`; imports neither Ray nor Optuna."""
 
 from vqtune.train._build import build_model, load_vqvae, resolve_device
 from vqtune.train._checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from vqtune.train._fit import FitResult, evaluate, fit_vqvae
 from vqtune.train._codes import Codes, encode_dataset
-from vqtune.train._prior import fit_prior, load_prior
+from vqtune.train._fit import FitResult, fit
+from vqtune.train._prior import bits_per_dim, load_prior
 from vqtune.train._progress import ProgressReporter
 from vqtune.train._reporter import Reporter, RunInfo
 from vqtune.train._sample import sample_images
@@ -16,11 +17,10 @@ __all__ = [
     "ProgressReporter",
     "Reporter",
     "RunInfo",
+    "bits_per_dim",
     "build_model",
     "encode_dataset",
-    "evaluate",
-    "fit_prior",
-    "fit_vqvae",
+    "fit",
     "load_checkpoint",
     "load_prior",
     "load_vqvae",

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import torch
 
+from vqtune import run_dir as rd
 from vqtune.data import load_images
 from vqtune.errors import CheckpointError
 from vqtune.train._build import load_vqvae
 from vqtune.train._checkpoint import load_checkpoint, save_checkpoint
-from vqtune.train._fit import to_model_space
+from vqtune.train._images import to_model_space
 
 log = logging.getLogger("vqtune.train")
 
@@ -60,7 +61,7 @@ def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.
         raise CheckpointError(f"prior.vqvae_checkpoint: {checkpoint}: no such checkpoint file; train stage 1 first")
     stat = checkpoint.stat()
     key = hashlib.sha256(json.dumps([_CODES_FORMAT, checkpoint.name, stat.st_size, stat.st_mtime_ns]).encode())
-    cache = checkpoint.with_name(f"codes-{checkpoint.stem}-{key.hexdigest()[:16]}.pt")
+    cache = rd.codes_cache(checkpoint, key.hexdigest()[:16])
     if cache.exists():
         try:
             state = load_checkpoint(cache)

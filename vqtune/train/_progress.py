@@ -11,7 +11,7 @@ from vqtune.train._reporter import Reporter, RunInfo
 
 
 class ProgressReporter(Reporter):
-    """Use as a context manager around :func:`fit_vqvae` so the bar is cleaned up on errors too."""
+    """Use as a context manager around :func:`fit` so the bar is cleaned up on errors too."""
 
     def __init__(self, console: Optional[Console] = None):
         self.console = console or Console(stderr=True)
@@ -37,7 +37,8 @@ class ProgressReporter(Reporter):
     def on_start(self, info: RunInfo) -> None:
         self.epochs = info.epochs
         self.console.print(
-            f"[bold]vqtune train[/] -> {info.run_dir}  ({info.device}, {info.parameters / 1e6:.2f}M parameters)\n"
+            f"[bold]vqtune train[/] {info.stage} -> {info.run_dir}  ({info.device}, "
+            f"{info.parameters / 1e6:.2f}M parameters)\n"
             f"  data: {info.data}",
             soft_wrap=True,
         )

@@ -14,8 +14,9 @@ class RunInfo(NamedTuple):
     data: str
     parameters: int
     start_epoch: int
-    epochs: int
+    epochs: int  # the number of the stage's last epoch (the stages of one run count on as one sequence)
     steps_per_epoch: int
+    stage: str  # "vqvae" or "prior"
 
 
 class Reporter:
@@ -30,7 +31,7 @@ class Reporter:
     """
 
     def on_start(self, info: RunInfo) -> None:
-        """Called once, before the first epoch."""
+        """Called once per stage, before its first epoch."""
 
     def on_step(self, epoch: int, step: int) -> None:
         """Called after each training step (``step`` counts from 1 within the epoch)."""

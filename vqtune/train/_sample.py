@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from vqtune import run_dir as rd
 from vqtune.errors import CheckpointError
 from vqtune.train._build import load_vqvae, resolve_device
 from vqtune.train._images import image_grid, to_uint8
-from vqtune.train._prior import PRIOR_BEST, PRIOR_LAST, load_prior
+from vqtune.train._prior import load_prior
 
 ROW = 8
 
@@ -20,9 +21,9 @@ def sample_images(run_dir: Path, n: int = 64, temperature: float = 1.0, seed: in
                   device: str = "auto") -> Image.Image:
     """A grid of ``n`` decoded prior samples (8 per row) from the stage-2 run in ``run_dir``."""
     run_dir = Path(run_dir)
-    path = next((run_dir / name for name in (PRIOR_BEST, PRIOR_LAST) if (run_dir / name).exists()), None)
+    path = next((run_dir / name for name in (rd.PRIOR.best, rd.PRIOR.last) if (run_dir / name).exists()), None)
     if path is None:
-        raise CheckpointError(f"{run_dir}: no {PRIOR_BEST} here; train a prior first (a config with a prior: section)")
+        raise CheckpointError(f"{run_dir}: no {rd.PRIOR.best} here; train a prior first (a config with a prior: section)")
     if n < 1 or temperature <= 0:
         raise CheckpointError(f"--n must be >= 1 and --temperature > 0 (got {n}, {temperature})")
     torch_device = resolve_device(device)

@@ -1,9 +1,7 @@
-"""Trial artifacts in Optuna's artifact store: reconstructions, a code-usage histogram, final metrics.
+"""A trial's artifacts in the study's artifact store: reconstructions, a code-usage histogram, final metrics.
 
 They are uploaded while the trial still runs (Optuna refuses uploads to finished trials), and the
-dashboard shows them next to the trial. The file-system store names every file by a fresh id inside its
-own directory; an id read back from a study (the report, the dashboard) that would reach outside that
-directory, through ``..``, an absolute path or a symbolic link, is refused.
+dashboard shows them next to the trial.
 """
 
 from __future__ import annotations
@@ -14,53 +12,11 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import upload_artifact
 from PIL import Image, ImageDraw
-from sqlalchemy.engine import make_url
 
-from vqtune.errors import VqtuneError
-from vqtune.train import _run_dir as rd
-from vqtune.tune._storage import is_sqlite
-
-
-def default_artifact_dir(storage_url: str) -> Path:
-    """Where a study's artifacts go unless configured: next to a SQLite file, else studies/artifacts."""
-    if is_sqlite(storage_url):
-        return Path(make_url(storage_url).database).resolve().parent / "artifacts"
-    return Path("studies/artifacts").resolve()
-
-
-class ArtifactError(VqtuneError):
-    """An artifact id that names a file outside the artifact store."""
-
-
-class ArtifactStore(FileSystemArtifactStore):
-    """Optuna's file-system store that reads, writes and removes only files inside its directory."""
-
-    def __init__(self, directory: Path):
-        self.root = Path(directory).resolve()
-        super().__init__(self.root)
-
-    def _inside(self, artifact_id: str) -> str:
-        if self.root not in (self.root / artifact_id).resolve().parents:
-            raise ArtifactError(f"artifact id {artifact_id!r} names a file outside the artifact store {self.root}; "
-                                "refused (ids are file names that Optuna gives inside the store)")
-        return artifact_id
-
-    def open_reader(self, artifact_id: str):
-        return super().open_reader(self._inside(artifact_id))
-
-    def write(self, artifact_id: str, content_body) -> None:
-        super().write(self._inside(artifact_id), content_body)
-
-    def remove(self, artifact_id: str) -> None:
-        super().remove(self._inside(artifact_id))
-
-
-def artifact_store(directory: Path) -> ArtifactStore:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return ArtifactStore(directory)
+from vqtune import run_dir as rd
+from vqtune.study import ArtifactStore
 
 
 def upload_trial_artifacts(trial: optuna.Trial, store: ArtifactStore, run_dir: Path,
@@ -69,12 +25,12 @@ def upload_trial_artifacts(trial: optuna.Trial, store: ArtifactStore, run_dir: P
     run_dir = Path(run_dir)
     final = {"trial": trial.number, "state": state, "params": trial.params,
              **{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()}}
-    (run_dir / "final_metrics.json").write_text(json.dumps(final, indent=2))
-    files = [run_dir / "final_metrics.json"]
+    (run_dir / rd.FINAL_METRICS).write_text(json.dumps(final, indent=2))
+    files = [run_dir / rd.FINAL_METRICS]
     if (run_dir / rd.RECONSTRUCTIONS).exists():
         files.append(run_dir / rd.RECONSTRUCTIONS)
     if (run_dir / rd.CODE_USAGE).exists():
-        histogram = run_dir / "code_usage.png"
+        histogram = run_dir / rd.CODE_USAGE_PLOT
         usage_histogram(rd.read_code_usage(run_dir), metrics.get("val_perplexity")).save(histogram)
         files.append(histogram)
     return [upload_artifact(artifact_store=store, file_path=str(f), study_or_trial=trial) for f in files]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import optuna
 from optuna.trial import TrialState
@@ -14,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vqtune.config import SearchSpace
-from vqtune.tune._searcher import count_states
+from vqtune.study import best_trial, count_states
 
 
 class LiveView(tune.Callback):
@@ -89,18 +88,11 @@ def running_table(space: SearchSpace, running=()) -> list[Table]:
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            f"#{r.get('optuna_trial', '?')}", f"{r.get('epoch', 0)}/{space.base.optim.epochs}",
+            f"#{r.get('optuna_trial', '?')}", f"{r.get('epoch', 0)}/{space.base.total_epochs}",
             f"{r.get(metric, float('nan')):.5g}", f"{r.get('val_perplexity', float('nan')):.1f}",
             f"{r.get('train_images_per_s', float('nan')):.0f}",
         )
     return [table]
-
-
-def best_trial(study: optuna.Study) -> Optional[optuna.trial.FrozenTrial]:
-    try:
-        return study.best_trial
-    except ValueError:  # no complete trial yet
-        return None
 
 
 def _short(value) -> str:

@@ -16,14 +16,21 @@ from sqlalchemy.engine import make_url
 
 from vqtune.config import SearchSpace
 from vqtune.data import load_images
-from vqtune.train import encode_dataset
 from vqtune.errors import ConfigError
-from vqtune.tune._live import LiveView, best_trial, render
-from vqtune.tune._searcher import StudySearcher, count_states
-from vqtune.tune._artifacts import default_artifact_dir
-from vqtune.tune._sampling import grid_of
-from vqtune.tune._storage import is_sqlite, mask, open_storage
-from vqtune.tune._study import check_search, open_study
+from vqtune.study import (
+    best_trial,
+    check_search,
+    count_states,
+    default_artifact_dir,
+    grid_of,
+    is_sqlite,
+    mask,
+    open_storage,
+    open_study,
+)
+from vqtune.train import encode_dataset
+from vqtune.tune._live import LiveView, render
+from vqtune.tune._searcher import StudySearcher
 from vqtune.tune._trial import run_trial
 
 log = logging.getLogger("vqtune.tune")
@@ -58,13 +65,11 @@ def run_study(
     space = _absolute_paths(space)
     # A dataset or checkpoint that cannot load fails here, before anything is written to a study; a folder
     # source is decoded (a prior search's codes encoded) once into its cache, which the trials then read.
-    if space.base.prior is not None:
+    if space.base.stages[0] == "prior":
         encode_dataset(space.base.prior.vqvae_checkpoint)
     else:
         load_images(space.base.data)
-    ray = _ray(address, verbose)
-    from ray import tune
-
+    ray = start_ray(address, verbose)
     cpu, gpu = _trial_resources(space, ray)
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     if nodes > 1 and is_sqlite(space.storage.url) and not allow_sqlite:
@@ -74,6 +79,20 @@ def run_study(
             "node shares this file system"
         )
     storage = open_storage(space.storage)
+    verbosity = optuna.logging.get_verbosity()
+    if not verbose:  # Optuna's line per created study and told trial would scroll the live view away
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return _search(space, storage, space_file, cpu, gpu, verbose, console)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file: Optional[Path], cpu: float,
+            gpu: float, verbose: bool, console: Console) -> SearchResult:
+    """The study's trials as Ray Tune trials, shown live, until ``n_trials`` have finished."""
+    from ray import tune
+
     study = open_study(space, storage, space_file)
     trial_root = space.trial_dir / space.study
     n_trials = space.n_trials
@@ -155,8 +174,9 @@ def _absolute_paths(space: SearchSpace) -> SearchSpace:
     return space.model_copy(update=update)
 
 
-def _ray(address: Optional[str], verbose: bool):
-    """The Ray module with a session: the current one, or a new one (quiet unless ``verbose``)."""
+def start_ray(address: Optional[str] = None, verbose: bool = False):
+    """The Ray module with a session: the current one, or a new one (local, or the cluster at ``address``;
+    quiet unless ``verbose``)."""
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user session
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -18,19 +19,9 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from vqtune.config import SearchSpace
-from vqtune.tune._study import fail_stale_trials
-from vqtune.tune._suggest import suggest
+from vqtune.study import FINISHED_STATES, count_states, fail_stale_trials, suggest
 
 log = logging.getLogger("vqtune.tune")
-
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def count_states(study: optuna.Study) -> dict[TrialState, int]:
-    counts = {state: 0 for state in TrialState}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state] += 1
-    return counts
 
 
 class StudySearcher(Searcher):
@@ -74,7 +65,9 @@ class StudySearcher(Searcher):
         if finished + counts[TrialState.RUNNING] >= self.n_trials:
             self._quiet_until = time.monotonic() + 1.0
             return None  # ask again later: one in flight may fail and need replacing
-        trial = self.study.ask()  # enqueued (WAITING) trials first: retries of trials of a killed run
+        with warnings.catch_warnings():  # vqtune asks and tells, and keeps the heartbeats itself
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = self.study.ask()  # enqueued (WAITING) trials first: retries of trials of a killed run
         optuna_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
         self.storage.record_heartbeat(optuna_id)
         params = suggest(trial, self.space)

@@ -17,40 +17,28 @@ from ray import tune
 
 from vqtune.config import SearchSpace, TrainConfig
 from vqtune.errors import VqtuneError
-from vqtune.train import Reporter, fit_prior, fit_vqvae
-from vqtune.tune._artifacts import artifact_store, upload_trial_artifacts
-from vqtune.tune._sampling import build_pruner
-from vqtune.tune._storage import open_storage
+from vqtune.metrics import METRICS
+from vqtune.study import artifact_store, build_pruner, open_storage
+from vqtune.train import Reporter, fit
+from vqtune.tune._artifacts import upload_trial_artifacts
 
-PRUNED_BY_OBJECTIVE = "recon_loss"
-PRUNED_BY_PERPLEXITY = "perplexity"
-
-# Final metrics kept as user attributes of every trial (the names the report and export read).
-FINAL_ATTRS = {
-    "val_perplexity": "perplexity",
-    "val_usage": "usage_fraction",
-    "val_psnr": "psnr",
-    "val_nmse": "normalized_mse",
-    "val_recon_mse": "val_recon_mse",
-    "train_images_per_s": "images_per_s",
-    "val_nll": "nll",  # stage 2: nats per latent
-    "val_bits_per_dim": "bits_per_dim",
-    "latents_per_s": "latents_per_s",
-}
+# pruned_by: which rule stopped a trial
+PRUNED_BY_PRUNER = "pruner"  # the study's pruner, on the objective
+PRUNED_BY_PERPLEXITY = "perplexity"  # the codebook collapsed
 
 
 class StudyReporter(Reporter):
     """Reports each epoch to the Optuna trial and to Ray, and decides pruning.
 
-    Two rules prune: the study's pruner on the objective (``pruned_by = recon_loss``), and the perplexity
+    Two rules prune: the study's pruner on the objective (``pruned_by = pruner``), and the perplexity
     rule, which stops a trial whose codebook collapsed (``pruned_by = perplexity``).
     """
 
-    def __init__(self, trial: optuna.Trial, space: SearchSpace, codebook_size: int, epochs: int):
+    def __init__(self, trial: optuna.Trial, space: SearchSpace, config: TrainConfig):
         self.trial = trial
         self.space = space
-        self.codebook_size = codebook_size
-        self.epochs = epochs
+        self.codebook_size = config.model.codebook_size
+        self.epochs = config.total_epochs
         self.pruned_by: str | None = None
         self.pruned_epoch: int | None = None
         self.last: dict = {}
@@ -65,7 +53,7 @@ class StudyReporter(Reporter):
             if metrics["val_perplexity"] / self.codebook_size < rule.floor:
                 self.pruned_by = PRUNED_BY_PERPLEXITY
         if self.pruned_by is None and epoch < self.epochs and self.trial.should_prune():
-            self.pruned_by = PRUNED_BY_OBJECTIVE
+            self.pruned_by = PRUNED_BY_PRUNER
         if self.pruned_by:
             self.pruned_epoch = epoch
             return True
@@ -102,19 +90,13 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
             update={"device": device, "run_dir": Path(config["run_dir"])}
         )
         trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
-        prior = train_config.prior
-        epochs = prior.epochs if prior else train_config.optim.epochs
-        reporter = StudyReporter(trial, space, train_config.model.codebook_size, epochs)
+        reporter = StudyReporter(trial, space, train_config)
         # Ray runs a trial again when its worker process died (FailureConfig): the Optuna trial is still
         # RUNNING with the epochs it reported, and its run directory holds the checkpoint of the last one.
-        restarted = bool(storage.get_trial(trial_id).intermediate_values) and (
-            Path(config["run_dir"]) / "last.pt").exists()
+        restarted = bool(storage.get_trial(trial_id).intermediate_values)
         if restarted:
             trial.set_user_attr("restarts", trial.user_attrs.get("restarts", 0) + 1)
-        if prior:
-            result = fit_prior(train_config, reporter)
-        else:
-            result = fit_vqvae(train_config, reporter, resume=restarted)
+        result = fit(train_config, reporter, resume=restarted)
     except Exception as exc:  # every failure ends the trial as FAIL with its reason; the search goes on
         trial.set_user_attr("fail_reason", _fail_reason(exc, train_config)[:2000])
         if not isinstance(exc, VqtuneError):
@@ -169,8 +151,8 @@ def _worker_storage(storage) -> optuna.storages.RDBStorage:
 
 
 def _final_attrs(trial: optuna.Trial, metrics: Mapping[str, Any], epochs: int) -> None:
+    """The last epoch's metrics as user attributes, under the trainer's own names (``epochs``: how many ran)."""
     trial.set_user_attr("epochs", epochs)
-    for metric, attr in FINAL_ATTRS.items():
-        value = metrics.get(metric)
-        if value is not None and math.isfinite(value):
-            trial.set_user_attr(attr, float(value))
+    for name, value in metrics.items():
+        if name in METRICS and name != "epoch" and value is not None and math.isfinite(value):
+            trial.set_user_attr(name, float(value))

@@ -9,7 +9,8 @@ import optuna
 from optuna.trial import TrialState
 
 from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, describe, validate
-from vqtune.tune._study import SPACE_ATTR, StudyError
+from vqtune.errors import StudyError
+from vqtune.study._study import SPACE_ATTR
 
 
 def trial_train_config(

@@ -1,4 +1,5 @@
-"""Create or load the study of a search, record what it searches, and fail the trials of killed runs."""
+"""Create or load the study of a search, record what it searches, fail the trials of killed runs, and read
+what a study holds (trials by state, the best trial)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import optuna
 
 from vqtune import __version__
 from vqtune.config import SearchSpace
-from vqtune.errors import VqtuneError
-from vqtune.tune._sampling import build_pruner, build_sampler
-from vqtune.tune._storage import check_storage, mask
+from vqtune.errors import StudyError
+from vqtune.study._sampling import build_pruner, build_sampler
+from vqtune.study._storage import check_storage, mask
 
 log = logging.getLogger("vqtune.tune")
 
@@ -23,15 +24,7 @@ SPACE_ATTR = "search_space"
 SPACE_FILE_ATTR = "search_space_file"
 VERSION_ATTR = "vqtune_version"
 
-# Heartbeats are marked experimental by Optuna; vqtune relies on them on purpose.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# vqtune asks and tells instead of Study.optimize and records heartbeats itself (see _searcher.py).
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-class StudyError(VqtuneError):
-    """A study is missing, empty, or does not match the search asked of it."""
+FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 def check_search(space: SearchSpace) -> None:
@@ -96,7 +89,9 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
                 f"its search stopped (no heartbeat for over {grace_period:g} s); its parameters were queued again")
             numbers.append(storage.get_trial(trial_id).number)
     if stale:
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():  # experimental in Optuna; vqtune relies on it on purpose
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     return numbers
 
 
@@ -115,3 +110,17 @@ def load_existing(storage: optuna.storages.BaseStorage, name: str, url: str) -> 
         raise StudyError(f"no study {name!r} in {mask(url)} (studies there: {known}); name one of them, or give "
                          "the --storage that holds it")
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def count_states(study: optuna.Study) -> dict[optuna.trial.TrialState, int]:
+    counts = {state: 0 for state in optuna.trial.TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state] += 1
+    return counts
+
+
+def best_trial(study: optuna.Study) -> Optional[optuna.trial.FrozenTrial]:
+    try:
+        return study.best_trial
+    except ValueError:  # no complete trial yet
+        return None

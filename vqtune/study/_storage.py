@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import warnings
 from pathlib import Path
 
 import optuna
@@ -11,15 +12,11 @@ import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from vqtune.config._search import Storage
-from vqtune.errors import VqtuneError
+from vqtune.config import Storage
+from vqtune.errors import StorageError
 
 SQLITE_TIMEOUT_S = 60  # wait this long for a lock: a few writers once per epoch never come close
 EXAMPLES = "sqlite:///studies/vqtune.db or postgresql+psycopg2://user:password@host:5432/db"
-
-
-class StorageError(VqtuneError):
-    """The storage URL is malformed, or its database cannot be reached."""
 
 
 def mask(url: str) -> str:
@@ -52,13 +49,16 @@ def open_storage(storage: Storage, *, create: bool = True) -> optuna.storages.RD
             path.parent.mkdir(parents=True, exist_ok=True)
         _enable_wal(path)
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=storage.heartbeat_interval,
-            grace_period=storage.grace_period,
-            heartbeat_stale_trial_callback=requeue_once,
-        )
+        with warnings.catch_warnings():
+            # Heartbeats are marked experimental by Optuna; vqtune relies on them on purpose.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=storage.heartbeat_interval,
+                grace_period=storage.grace_period,
+                heartbeat_stale_trial_callback=requeue_once,
+            )
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
         raise _no_driver(parsed, exc) from None
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:

@@ -6,8 +6,7 @@ from typing import Any
 
 import optuna
 
-from vqtune.config import SearchSpace
-from vqtune.config._search import CategoricalParam, FloatParam, IntParam
+from vqtune.config import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import optuna
 
-from vqtune.config import SearchSpace
-from vqtune.config._search import CategoricalParam, FloatParam, IntParam
+from vqtune.config import CategoricalParam, FloatParam, IntParam, SearchSpace
 from vqtune.errors import ConfigError
 
 
@@ -37,7 +36,7 @@ def build_sampler(space: SearchSpace, trials_so_far: int = 0) -> optuna.samplers
 def build_pruner(space: SearchSpace) -> optuna.pruners.BasePruner:
     spec = space.pruner
     options = dict(spec.options)
-    epochs = space.base.optim.epochs
+    epochs = space.base.total_epochs
     try:
         if spec.type == "median":
             return optuna.pruners.MedianPruner(**options)

@@ -1,0 +1,48 @@
+"""Studies without Ray: storages, opening and loading studies, stale trials, export, tables, artifacts.
+
+Everything that only reads a study (``vqtune studies``, ``trials``, ``export``, ``report``, ``dashboard``)
+needs this package and Optuna, never Ray; ``vqtune.tune`` builds the search on it.
+"""
+
+from vqtune.study._artifacts import ArtifactStore, artifact_store, default_artifact_dir
+from vqtune.study._export import export_config, trial_train_config
+from vqtune.study._sampling import build_pruner, build_sampler, grid_of
+from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage
+from vqtune.study._study import (
+    FINISHED_STATES,
+    SPACE_ATTR,
+    best_trial,
+    check_search,
+    count_states,
+    fail_stale_trials,
+    load_existing,
+    open_study,
+)
+from vqtune.study._suggest import suggest
+from vqtune.study._tables import studies_table, trials_frame
+
+__all__ = [
+    "ArtifactStore",
+    "FINISHED_STATES",
+    "SPACE_ATTR",
+    "artifact_store",
+    "best_trial",
+    "build_pruner",
+    "build_sampler",
+    "check_search",
+    "check_storage",
+    "count_states",
+    "default_artifact_dir",
+    "export_config",
+    "fail_stale_trials",
+    "grid_of",
+    "is_sqlite",
+    "load_existing",
+    "mask",
+    "open_storage",
+    "open_study",
+    "studies_table",
+    "suggest",
+    "trial_train_config",
+    "trials_frame",
+]
