@@ -9,6 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
+KMEANS_ITERS = 10  # Lloyd iterations of the k-means initialisation (converged on a first batch by then)
+
+
 class QuantizerOutput(NamedTuple):
     """Result of :meth:`VectorQuantizer.forward`.
 
@@ -67,7 +70,6 @@ class VectorQuantizer(nn.Module):
         eps: float = 1e-5,
         dead_code_steps: int = 0,
         kmeans_init: bool = False,
-        kmeans_iters: int = 10,
     ):
         super().__init__()
         if not 0.0 <= decay < 1.0:
@@ -80,7 +82,6 @@ class VectorQuantizer(nn.Module):
         self.eps = eps
         self.dead_code_steps = dead_code_steps
         self.kmeans_init = kmeans_init
-        self.kmeans_iters = kmeans_iters
 
         bound = 1.0 / codebook_size
         embedding = torch.empty(codebook_size, embedding_dim).uniform_(-bound, bound)
@@ -174,7 +175,7 @@ class VectorQuantizer(nn.Module):
         """Lloyd's k-means, seeded by k-means++, on the first batch's encoder outputs ``flat`` (N, D)."""
         k = self.codebook_size
         centers = _kmeans_plus_plus(flat, k)
-        for _ in range(self.kmeans_iters):
+        for _ in range(KMEANS_ITERS):
             dist = (centers * centers).sum(1) - 2.0 * flat @ centers.t()
             assign = dist.argmin(1)
             counts = torch.bincount(assign, minlength=k).to(flat.dtype)
