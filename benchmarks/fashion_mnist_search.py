@@ -1,15 +1,13 @@
 """Pruning savings and search quality on Fashion-MNIST, from one set of runs side by side.
 
-1. The search of ``search_spaces/fashion-mnist.yaml`` runs as a user runs it (``run_study``, TPE, pruning on):
-   its wall time is the budget.
+1. The search of ``search_spaces/fashion-mnist.yaml`` runs as a user runs it (``run_study``, pruning on); its
+   wall time is the budget.
 2. The same trials (the parameters the first run chose, queued in that order) run again with both pruning
-   rules off. Pruning savings: epochs trained, wall time and best value of the two.
-3. The default model (``TrainConfig`` defaults: the Sonnet VQ-VAE, hidden 128, residual hidden 32, 2 residual
-   blocks, D 64, K 512, beta 0.25, decay 0.99, lr 3e-4) trains on the same data, with the whole machine, for
-   the budget: epoch after epoch while the next one still fits. Search quality: the best trial of the pruned
-   search against it, on validation normalized MSE and perplexity.
+   rules off: epochs trained, wall time and best value of the two.
+3. The default model (``TrainConfig`` defaults) trains with ``fit`` on the same data, with the whole machine,
+   for the budget: the best trial of the pruned search against it, on validation normalized MSE and perplexity.
 
-    python benchmarks/fashion_mnist_search.py                        # measure, print a report and a JSON line
+    python benchmarks/fashion_mnist_search.py                        # measure; record on stdout
     python benchmarks/fashion_mnist_search.py --write BENCHMARKS.md  # also update both sections there
     python benchmarks/fashion_mnist_search.py --trials 4 --epochs 3  # a few minutes (make bench-quick)
 
@@ -18,12 +16,8 @@ Needs the Fashion-MNIST IDX files (`make fashion-mnist`).
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import io
-import json
 import math
-import shlex
 import sys
 import tempfile
 import time
@@ -35,13 +29,12 @@ import torch
 from optuna.trial import TrialState
 from rich.console import Console
 
-from sections import LoadMeter, load_line, machine_line, write_section
-from train_throughput import describe_machine, log
+import records
 from vqtune.config import SearchSpace, TrainConfig, load_search_space
 from vqtune.data import load_images
 from vqtune.errors import VqtuneError
-from vqtune.train import Reporter, fit_vqvae
-from vqtune.tune._runner import _ray, run_study
+from vqtune.train import fit
+from vqtune.tune import run_study, start_ray
 
 SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "fashion-mnist.yaml"
 TARGET_EPOCH_SAVING = 0.5     # >= 50% fewer epochs with pruning...
@@ -63,14 +56,13 @@ def run_search(space: SearchSpace) -> dict:
         "seconds": seconds,
         "trials": len(finished),
         "states": {s.name: sum(t.state == s for t in trials) for s in TrialState if any(t.state == s for t in trials)},
-        "pruned_by": {k: sum(t.user_attrs.get("pruned_by") == k for t in trials)
-                      for k in ("recon_loss", "perplexity")},
+        "pruned_by": {k: sum(t.user_attrs.get("pruned_by") == k for t in trials) for k in ("pruner", "perplexity")},
         "epochs_trained": sum(len(t.intermediate_values) for t in finished),
         "epochs_full": len(finished) * space.base.optim.epochs,
         "params": [t.params for t in finished],
         "best": None if best is None else {
             "number": best.number, "value": best.value, "params": best.params,
-            "perplexity": best.user_attrs.get("perplexity"),
+            "perplexity": best.user_attrs.get("val_perplexity"),
             "codebook_size": best.user_attrs["train_config"]["model"]["codebook_size"],
             "latent": latent(TrainConfig.model_validate(best.user_attrs["train_config"])),
             "val_recon_mse": best.user_attrs.get("val_recon_mse"),
@@ -80,26 +72,23 @@ def run_search(space: SearchSpace) -> dict:
         "curves": {t.number: [t.intermediate_values[e] for e in sorted(t.intermediate_values)] for t in finished},
     }
     best_value = summary["best"] and summary["best"]["value"]
-    log(f"{space.study}: {summary['trials']} trials in {seconds:.0f} s, {summary['epochs_trained']} of "
-        f"{summary['epochs_full']} epochs, states {summary['states']}, best {best_value}")
+    records.log(f"{space.study}: {summary['trials']} trials in {seconds:.0f} s, {summary['epochs_trained']} of "
+                f"{summary['epochs_full']} epochs, states {summary['states']}, best {best_value}")
     return summary
 
 
-class UntilBudget(Reporter):
-    """Stops after the epoch past which the next one would not fit in ``budget_s``."""
+class UntilBudget(records.Collector):
+    """Stops after the epoch past which the next one would not fit in ``budget_s`` from now."""
 
     def __init__(self, budget_s: float) -> None:
-        self.budget_s = budget_s
-        self.start = time.perf_counter()
-        self.history: list[dict] = []
+        super().__init__()
+        self.budget_s, self.start = budget_s, time.perf_counter()
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
-        elapsed = time.perf_counter() - self.start
-        self.history.append({"epoch": epoch, "elapsed_s": elapsed, **{k: float(v) for k, v in metrics.items()}})
-        log(f"default model, epoch {epoch}: val nMSE {metrics['val_nmse']:.4f}, perplexity "
-            f"{metrics['val_perplexity']:.1f}, {elapsed:.0f}/{self.budget_s:.0f} s")
-        per_epoch = elapsed / epoch
-        return elapsed + per_epoch > self.budget_s
+        super().report(epoch, metrics)
+        elapsed = self.epochs[-1]["elapsed_s"] = time.perf_counter() - self.start
+        records.log(f"default model, epoch {epoch}: val nMSE {metrics['val_nmse']:.4f}, {elapsed:.0f} s")
+        return elapsed * (epoch + 1) / epoch > self.budget_s
 
 
 def latent(config: TrainConfig) -> dict:
@@ -113,33 +102,24 @@ def train_default(space: SearchSpace, budget_s: float, run_dir: Path) -> dict:
     config = TrainConfig.model_validate({"data": space.base.data.model_dump(), "optim": {"epochs": 10_000},
                                          "device": "cpu", "run_dir": str(run_dir)})
     reporter = UntilBudget(budget_s)
-    fit_vqvae(config, reporter)
-    last = reporter.history[-1]
-    m = config.model
-    return {
-        "setting": f"hidden {m.hidden}, residual hidden {m.residual_hidden}, {m.residual_blocks} residual blocks, "
-                   f"D {m.embedding_dim}, K {m.codebook_size}, beta {config.quantizer.beta:g}, decay "
-                   f"{config.quantizer.decay:g}, lr {config.optim.lr:g}, batch {config.optim.batch_size}",
-        "codebook_size": m.codebook_size,
-        "latent": latent(config),
-        "epochs": int(last["epoch"]),
-        "seconds": last["elapsed_s"],
-        "val_nmse": last["val_nmse"],
-        "val_recon_mse": last["val_recon_mse"],
-        "perplexity": last["val_perplexity"],
-        "torch_threads": torch.get_num_threads(),
-    }
+    fit(config, reporter)
+    last, m, q = reporter.epochs[-1], config.model, config.quantizer
+    return {"setting": f"hidden {m.hidden}, residual hidden {m.residual_hidden}, {m.residual_blocks} residual blocks, "
+                       f"D {m.embedding_dim}, K {m.codebook_size}, beta {q.beta:g}, decay {q.decay:g}, lr "
+                       f"{config.optim.lr:g}, batch {config.optim.batch_size}",
+            "codebook_size": m.codebook_size, "latent": latent(config), "epochs": int(last["epoch"]),
+            "seconds": last["elapsed_s"], "val_nmse": last["val_nmse"], "val_recon_mse": last["val_recon_mse"],
+            "perplexity": last["val_perplexity"], "torch_threads": torch.get_num_threads()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = records.parser(__doc__)
     parser.add_argument("--trials", type=int, help="n_trials (default: the file's)")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default: the file's)")
     parser.add_argument("--max-images", type=int, help="Fashion-MNIST images kept, train and val (default: the file's)")
-    parser.add_argument("--write", type=Path, metavar="PATH", help="update the two sections of PATH")
-    args = parser.parse_args()
+    args = records.parse(parser, RENDERS)
 
-    meter = LoadMeter()
+    meter = records.LoadMeter()
     with tempfile.TemporaryDirectory(prefix="vqtune-fashion-") as scratch:
         root = Path(scratch)
         overrides = [f"{key}={value}" for key, value in (("n_trials", args.trials), ("base.optim.epochs", args.epochs),
@@ -150,10 +130,10 @@ def main() -> None:
             data = load_images(pruned_space.base.data)
         except VqtuneError as exc:
             sys.exit(f"{exc}\n(make fashion-mnist installs the data)")
-        log(f"{data.description}; search {SPACE_FILE.name}: {pruned_space.n_trials} trials of "
-            f"{pruned_space.base.optim.epochs} epochs")
+        records.log(f"{data.description}; search {SPACE_FILE.name}: {pruned_space.n_trials} trials of "
+                    f"{pruned_space.base.optim.epochs} epochs")
         t0 = time.perf_counter()
-        _ray(None, verbose=False)
+        start_ray(None, verbose=False)
         ray_start = time.perf_counter() - t0
 
         pruned = run_search(pruned_space)
@@ -169,26 +149,15 @@ def main() -> None:
 
     for run in (pruned, unpruned):
         del run["params"]
-    record = {
-        "device": "cpu", "space_file": "search_spaces/fashion-mnist.yaml", "overrides": overrides,
-        "data": data.description, "n_trials": pruned_space.n_trials, "epochs": pruned_space.base.optim.epochs,
-        "pruner": pruned_space.pruner.model_dump(mode="json"), "perplexity_rule": pruned_space.perplexity.model_dump(),
-        "sampler": pruned_space.sampler.model_dump(mode="json"), "objective": pruned_space.objective.metric,
-        "ray_start_s": ray_start, "pruned": pruned, "unpruned": unpruned, "default": default,
-        **meter.record(),
-        "others_include": "they include Ray's processes, and the trials' workers among them",
-        "machine": describe_machine(torch.device("cpu")),
-        "command": shlex.join(["python", *sys.argv]),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-    figures = verdicts(record)
-    record["figures"] = figures
-    log(json.dumps(figures, indent=1))
-    if args.write:
-        write_section(args.write, "pruning_savings", {**record, "benchmark": "pruning_savings"}, render_pruning)
-        write_section(args.write, "search_quality", {**record, "benchmark": "search_quality"}, render_quality)
-        log(f"updated the pruning_savings and search_quality sections of {args.write}")
-    print(json.dumps(record))
+    record = records.new_record(
+        "fashion_mnist_search", "cpu", meter, space_file="search_spaces/fashion-mnist.yaml", overrides=overrides,
+        data=data.description, n_trials=pruned_space.n_trials, epochs=pruned_space.base.optim.epochs,
+        pruner=pruned_space.pruner.model_dump(mode="json"), perplexity_rule=pruned_space.perplexity.model_dump(),
+        sampler=pruned_space.sampler.model_dump(mode="json"), objective=pruned_space.objective.metric,
+        ray_start_s=ray_start, pruned=pruned, unpruned=unpruned, default=default,
+        others_include="they include Ray's processes, and the trials' workers among them")
+    record["figures"] = verdicts(record)
+    records.finish(args, record, RENDERS)
 
 
 def verdicts(r: dict) -> dict:
@@ -210,121 +179,95 @@ def verdicts(r: dict) -> dict:
     }
 
 
-def _params(params: dict) -> str:
-    return ", ".join(f"{k.split('.')[-1]} {v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]} {v}"
-                     for k, v in params.items())
-
-
-def _setup(r: dict) -> str:
-    pruner = r["pruner"]
+def search_line(r: dict) -> str:
+    pruner, rule = r["pruner"], r["perplexity_rule"]
     options = ", ".join(f"{k} {v}" for k, v in (pruner.get("options") or {}).items())
-    rule = r["perplexity_rule"]
-    return (f"`{r['space_file']}`{' with ' + ', '.join(r['overrides']) if r['overrides'] else ''}: {r['n_trials']} "
-            f"trials of {r['epochs']} epochs, {r['sampler']['type']} sampler (seed {r['sampler']['seed']}), "
-            f"objective {r['objective']}, two trials at a time with one CPU each; {r['data']}. Pruning: "
-            f"{pruner['type']} ({options}) on the objective, and the perplexity rule (floor {rule['floor']} of K "
-            f"after {rule['warmup_epochs']} epochs).")
+    return (f"Search: `{r['space_file']}`{' with ' + ', '.join(r['overrides']) if r['overrides'] else ''}: "
+            f"{r['n_trials']} trials of {r['epochs']} epochs, {r['sampler']['type']} sampler (seed "
+            f"{r['sampler']['seed']}), objective {r['objective']}, two trials at a time with one CPU each; "
+            f"{r['data']}. Pruning: {pruner['type']} ({options}) on the objective, and the perplexity rule "
+            f"(floor {rule['floor']} of K after {rule['warmup_epochs']} epochs).")
 
 
-def _footer(r: dict) -> list[str]:
-    return ["", machine_line(r), load_line(r), f"Command: `{r['command']}`", ""]
-
-
-def render_pruning(records: dict[str, dict]) -> str:
-    r = records["cpu"]
-    f, on, off = r["figures"], r["pruned"], r["unpruned"]
-    met = "met" if f["pruning_met"] else "missed"
-    lines = [
-        "## Pruning savings (Fashion-MNIST)",
-        "",
-        f"{_setup(r)} The search runs once with pruning on; then the same trials (the parameters it chose, queued "
-        "in the same order) run again with both rules off. Epochs trained count every epoch a trial ran.",
-        "",
-        "| pruning | trials | states | epochs trained | wall time, s | best val nMSE (trial) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, run in (("on", on), ("off", off)):
+def render_pruning(recs: dict[str, dict]) -> list[str]:
+    r = recs["cpu"]
+    rows = []
+    for name, run in (("on", r["pruned"]), ("off", r["unpruned"])):
         states = ", ".join(f"{n} {k.lower()}" for k, n in run["states"].items())
-        best = run["best"]
-        lines.append(f"| {name} | {run['trials']} | {states} | {run['epochs_trained']} of {run['epochs_full']} | "
-                     f"{run['seconds']:.0f} | {best['value']:.4f} (#{best['number']}) |")
-    gap = f["best_gap"]
-    lines += [
-        "",
-        f"**Pruning trains {f['epoch_saving']:.0%} fewer epochs ({_less(f['wall_saving'])} wall time), and its "
-        f"best value is {gap:+.1%} from the unpruned best (+ is worse). Target >= 50% fewer epochs with the best "
-        f"within 2%: {met}.** Pruned by the objective rule: {on['pruned_by']['recon_loss']}; by the perplexity rule: "
-        f"{on['pruned_by']['perplexity']}.",
-        *_lost_best(on, off),
-        *_few_epochs_saved(r, f),
-        *_footer(r),
+        rows.append([name, run["trials"], states, f"{run['epochs_trained']} of {run['epochs_full']}",
+                     f"{run['seconds']:.0f}", f"{run['best']['value']:.4f} (#{run['best']['number']})"])
+    return [*records.table(["pruning", "trials", "states", "epochs trained", "wall time, s",
+                            "best val nMSE (trial)"], rows),
+            "", *pruning_figures(r), "", *records.setting_lines(r, search_line(r))]
+
+
+def pruning_figures(r: dict) -> list[str]:
+    f, on, off, epochs = r["figures"], r["pruned"], r["unpruned"], r["epochs"]
+    rows = [
+        [f"epochs trained, pruning on against off (target: {TARGET_EPOCH_SAVING:.0%} fewer or more)",
+         f"{f['epoch_saving']:.0%} fewer"],
+        ["wall time, pruning on against off", f"{f['wall_saving']:.0%} less" if f["wall_saving"] >= 0
+         else f"{-f['wall_saving']:.0%} more"],
+        [f"best value, pruning on against off, + is worse (target: within {TARGET_BEST_WITHIN:.0%})",
+         f"{f['best_gap']:+.1%}"],
+        ["both targets", records.verdict(f["pruning_met"])],
+        ["trials pruned by the objective rule / by the perplexity rule",
+         f"{on['pruned_by']['pruner']} / {on['pruned_by']['perplexity']}"],
     ]
-    return "\n".join(lines)
-
-
-def _less(saving: float) -> str:
-    return f"{saving:.0%} less" if saving >= 0 else f"{-saving:.0%} more"
-
-
-def _lower(gain: float) -> str:
-    return f"{gain:.0%} lower" if gain >= 0 else f"{-gain:.0%} higher"
-
-
-def _few_epochs_saved(r: dict, f: dict) -> list[str]:
-    """When pruning saved less than the target: which trials ran to the end, read from the curves."""
-    if f["epoch_saving"] >= TARGET_EPOCH_SAVING:
-        return []
-    on, epochs = r["pruned"], r["epochs"]
-    full = sorted(int(n) for n, curve in on["curves"].items() if len(curve) == epochs)
-    return ["", f"{len(full)} of the {on['trials']} trials ran all {epochs} epochs (#{', #'.join(map(str, full))}): "
-                f"{len(full) * epochs} of the {on['epochs_trained']} epochs trained. Successive halving lets a "
-                "trial through a rung when it is among the best 1/reduction_factor of the trials that have reached "
-                "that rung so far; while fewer than reduction_factor have, it lets through one that is the best so "
-                "far, so the first trial at each rung always goes on and early ones often do. In "
-                f"a search of {on['trials']} trials that start-up is a large share; with more trials (or a larger "
-                "reduction factor, which cuts harder and risks the best) the share of epochs saved grows."]
-
-
-def _lost_best(on: dict, off: dict) -> list[str]:
-    """When pruning missed the best trial: where it cut it, read from the two runs' curves."""
+    if f["epoch_saving"] < TARGET_EPOCH_SAVING:
+        full = sorted(int(n) for n, curve in on["curves"].items() if len(curve) == epochs)
+        rows.append([f"trials that ran all {epochs} epochs", f"{len(full)} of {on['trials']} "
+                     f"(#{', #'.join(map(str, full))}): {len(full) * epochs} of the {on['epochs_trained']} epochs"])
     number = str(off["best"]["number"])
-    cut, full = on["curves"].get(number), off["curves"].get(number)
-    if not cut or not full or len(cut) == len(full):
-        return []
-    return ["", f"The unpruned run's best, trial #{number}, was pruned after epoch {len(cut)} in the pruned run, with "
-                f"{cut[-1]:.4f} there; run to the end it reached {full[-1]:.4f}. A later first cut (pruner "
-                "min_resource) or a gentler one (a smaller reduction factor) keeps such slow starters longer, "
-                "for fewer epochs saved."]
+    cut, whole = on["curves"].get(number), off["curves"].get(number)
+    if cut and whole and len(cut) < len(whole):
+        rows.append([f"the unpruned run's best, #{number}, in the pruned run",
+                     f"pruned after epoch {len(cut)} at {cut[-1]:.4f}; {whole[-1]:.4f} run to the end"])
+    return records.table(["figure", "value"], rows)
 
 
-def render_quality(records: dict[str, dict]) -> str:
-    r = records["cpu"]
+def render_quality(recs: dict[str, dict]) -> list[str]:
+    r = recs["cpu"]
     f, best, default = r["figures"], r["pruned"]["best"], r["default"]
-    met = "met" if f["quality_met"] else "missed"
-    lines = [
-        "## Search quality (Fashion-MNIST)",
-        "",
-        f"The best trial of the pruned search above ({_setup(r)}) against the default model ({default['setting']}: "
-        f"the `TrainConfig` defaults) trained on the same data for the search's wall time, "
-        f"{r['pruned']['seconds']:.0f} s, with all {default['torch_threads']} torch threads: epoch after epoch "
-        "while the next one still fits. Validation figures after the last epoch of each.",
-        "",
-        "| model | epochs | val normalized MSE | perplexity (of K) | code grid, bits per image |",
-        "|---|---|---|---|---|",
-        f"| search's best, trial #{best['number']}: {_params(best['params'])} | {best['epochs']} | "
-        f"{best['value']:.4f} | {best['perplexity']:.1f} of {best['codebook_size']} ({f['best_usage']:.0%}) | "
-        f"{best['latent']['grid']}, {best['latent']['bits']:,.0f} |",
-        f"| default, {default['seconds']:.0f} s | {default['epochs']} | {default['val_nmse']:.4f} | "
-        f"{default['perplexity']:.1f} of {default['codebook_size']} ({f['default_usage']:.0%}) | "
-        f"{default['latent']['grid']}, {default['latent']['bits']:,.0f} |",
-        "",
-        f"**The search's best has {_lower(f['nmse_gain'])} normalized MSE than the default, with a perplexity of "
-        f"{f['best_usage']:.0%} of its K. Target >= 20% lower with perplexity >= 50% of K: {met}.** The last column "
-        "is the rate: a finer code grid or a larger codebook spends more bits per image, and gives the prior of "
-        "stage 2 more to model.",
-        *_footer(r),
-    ]
-    return "\n".join(lines)
+    params = ", ".join(f"{k.split('.')[-1]} {v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]} {v}"
+                       for k, v in best["params"].items())
+    return [*records.table(
+        ["model", "epochs", "val normalized MSE", "perplexity (of K)", "code grid, bits per image"],
+        [[f"search's best, trial #{best['number']}: {params}", best["epochs"], f"{best['value']:.4f}",
+          f"{best['perplexity']:.1f} of {best['codebook_size']} ({f['best_usage']:.0%})",
+          f"{best['latent']['grid']}, {best['latent']['bits']:,.0f}"],
+         [f"default, {default['seconds']:.0f} s", default["epochs"], f"{default['val_nmse']:.4f}",
+          f"{default['perplexity']:.1f} of {default['codebook_size']} ({f['default_usage']:.0%})",
+          f"{default['latent']['grid']}, {default['latent']['bits']:,.0f}"]]),
+        "", *quality_figures(r), "", *records.setting_lines(
+            r, search_line(r), f"Default model: {default['setting']} (the `TrainConfig` defaults), trained for the "
+                               f"search's wall time, {r['pruned']['seconds']:.0f} s, with all "
+                               f"{default['torch_threads']} torch threads.")]
+
+
+def quality_figures(r: dict) -> list[str]:
+    f = r["figures"]
+    gain = f"{f['nmse_gain']:.0%} lower" if f["nmse_gain"] >= 0 else f"{-f['nmse_gain']:.0%} higher"
+    return records.table(["figure", "value"], [
+        [f"val normalized MSE, search's best against the default (target: {TARGET_NMSE_GAIN:.0%} lower or more)",
+         gain],
+        [f"perplexity of the search's best, share of its K (target: {TARGET_USAGE:.0%} or more)",
+         f"{f['best_usage']:.0%}"],
+        ["both targets", records.verdict(f["quality_met"])]])
+
+
+def headline(r: dict) -> list[tuple[str, str, str, bool]]:
+    """The rows of the targets at a glance: (figure, measured, target, met)."""
+    f = r["figures"]
+    return [("Pruning: fewer epochs, best value against no pruning",
+             f"{f['epoch_saving']:.0%} fewer, best {f['best_gap']:+.1%}",
+             f">= {TARGET_EPOCH_SAVING:.0%} fewer, best within {TARGET_BEST_WITHIN:.0%}", f["pruning_met"]),
+            ("Search's best vs the default model for the same time: nMSE, perplexity",
+             f"{f['nmse_gain']:.0%} lower, {f['best_usage']:.0%} of K",
+             f">= {TARGET_NMSE_GAIN:.0%} lower, >= {TARGET_USAGE:.0%} of K", f["quality_met"])]
+
+
+RENDERS = {"pruning_savings": render_pruning, "search_quality": render_quality}
 
 
 if __name__ == "__main__":

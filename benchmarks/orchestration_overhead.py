@@ -1,27 +1,17 @@
 """Orchestration overhead: what ``vqtune run`` adds to each trial and each reported epoch.
 
-The same N trials of a near-zero-cost trainer (the real ``fit_vqvae`` on a model and dataset so small that an
-epoch takes milliseconds, with checkpoints, reconstructions and metrics written as always) run two ways, side by
-side: through ``run_study`` (Ray Tune runs each trial in a worker, one at a time; the worker reports every epoch
-to the Optuna study, asks the pruner, uploads artifacts and tells the end state; the driver asks the study for
-each trial and keeps heartbeats), and as a plain Python loop calling ``fit_vqvae`` on the very configs the
-search ran. The difference, divided by N, is the overhead per trial. It is measured at two epoch counts; the
-growth of the per-trial overhead from one to the other, divided by the extra epochs, is the overhead per
-reported epoch. Both with SQLite and with PostgreSQL (a throwaway local server). Ray's start is timed apart and
-excluded, as are the run's start (call to first trial asked) and wind-down (last trial told to return), which
-are given separately.
+The same trials of a near-zero-cost trainer (the real ``fit`` on a model and dataset so small that an epoch
+takes milliseconds) run through ``run_study`` and as a plain loop calling ``fit`` on the configs the search ran;
+at two epoch counts, with SQLite and with PostgreSQL (a throwaway local server).
 
-    python benchmarks/orchestration_overhead.py                      # measure, print a report and a JSON line
+    python benchmarks/orchestration_overhead.py                        # measure; record on stdout
     python benchmarks/orchestration_overhead.py --write BENCHMARKS.md  # also update its section there
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import io
-import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -33,14 +23,12 @@ import optuna
 import torch
 from rich.console import Console
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package: its throwaway PostgreSQL
+import records
+from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, validate
+from vqtune.train import fit
+from vqtune.tune import run_study, start_ray
 
-from sections import LoadMeter, load_line, machine_line, write_section  # noqa: E402
-from train_throughput import describe_machine, log  # noqa: E402
-from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, validate  # noqa: E402
-from vqtune.train import Reporter, fit_vqvae  # noqa: E402
-from vqtune.tune._runner import _ray, run_study  # noqa: E402
-
+SECTION = "orchestration_overhead"
 TARGET_PER_TRIAL_S = 0.5
 TARGET_PER_EPOCH_MS = 20.0
 
@@ -98,15 +86,13 @@ def through_vqtune(space: SearchSpace) -> tuple[dict, list[TrainConfig]]:
 
 def plain_loop(configs: list[TrainConfig], root: Path, threads: int) -> list[float]:
     """The same trainings one after another, with the torch threads a trial's worker gets."""
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     seconds = []
     try:
         for i, config in enumerate(configs):
             t0 = time.perf_counter()
-            fit_vqvae(config.model_copy(update={"run_dir": root / f"plain-{i}"}), Reporter())
+            fit(config.model_copy(update={"run_dir": root / f"plain-{i}"}))
             seconds.append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)
@@ -126,72 +112,43 @@ def measure(storage_kind: str, url: str, root: Path, n_trials: int, epochs: int)
         "first_worker_extra_s": spans[0] - statistics.median(spans[1:]),
         "per_trial_overhead_all_in_s": (timing["total_s"] - sum(plain)) / n_trials,
     })
-    log(f"{storage_kind}, {epochs} epochs: vqtune run {timing['total_s']:.1f} s (start {timing['start_s']:.1f} s, "
-        f"first trial {spans[0]:.1f} s, then {statistics.median(spans[1:]):.3f} s + "
-        f"{statistics.median(gaps):.3f} s between trials, wind-down {timing['wind_down_s']:.1f} s); "
-        f"plain loop {statistics.median(plain[1:]):.3f} s per trial -> {steady:.3f} s per trial")
+    records.log(f"{storage_kind}, {epochs} epochs: vqtune run {timing['total_s']:.1f} s (first trial {spans[0]:.1f} s, "
+                f"then {statistics.median(spans[1:]):.3f} s + {statistics.median(gaps):.3f} s between trials); plain "
+                f"loop {statistics.median(plain[1:]):.3f} s per trial -> {steady:.3f} s per trial")
     return timing
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = records.parser(__doc__, repeats=2)
     parser.add_argument("--trials", type=int, default=20, help="trials per run (default 20)")
     parser.add_argument("--epochs", type=int, nargs=2, default=(1, 11), metavar=("FEW", "MANY"),
                         help="the two epoch counts (default 1 11)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each setting, alternating (default 2)")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--write", type=Path, metavar="PATH", help="update this benchmark's section of PATH")
-    args = parser.parse_args()
+    args = records.parse(parser, {SECTION: render})
     few, many = args.epochs
     if not 1 <= few < many:
         parser.error("--epochs FEW MANY needs 1 <= FEW < MANY")
 
-    meter = LoadMeter()
+    meter = records.LoadMeter()
     runs: list[dict] = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="vqtune-overhead-") as scratch:
         root = Path(scratch)
-        storages = {"sqlite": lambda name: f"sqlite:///{root / name}.db"}
-        if not args.no_postgres:
-            from tests.postgres import admin_connect, throwaway_postgres
-
-            server = stack.enter_context(throwaway_postgres(root / "pg"))
-
-            def postgres_db(name: str) -> str:
-                connection = admin_connect(server)
-                try:
-                    connection.cursor().execute(f'CREATE DATABASE "{name}"')
-                finally:
-                    connection.close()
-                return server.rsplit("/", 1)[0] + f"/{name}"
-
-            storages["postgresql"] = postgres_db
+        storages = records.databases(stack, root, postgres=not args.no_postgres)
         t0 = time.perf_counter()
-        _ray(None, verbose=False)
+        start_ray(None, verbose=False)
         ray_start = time.perf_counter() - t0
-        log(f"Ray started in {ray_start:.1f} s")
+        records.log(f"Ray started in {ray_start:.1f} s")
         for repeat in range(args.repeats):
             for epochs in (few, many):
                 for kind, make in storages.items():
                     name = f"r{repeat}e{epochs}{kind}"
                     runs.append({**measure(kind, make(name), root / name, args.trials, epochs), "repeat": repeat})
 
-    summary = summarize(runs, storages=list(storages), few=few, many=many)
-    record = {
-        "benchmark": "orchestration_overhead", "device": "cpu", "setting": TINY, "trials": args.trials,
-        "epochs": [few, many], "repeats": args.repeats, "ray_start_s": ray_start, "runs": runs,
-        "summary": summary, **meter.record(),
-        "others_include": "they include Ray's processes, and the trials' workers among them",
-        "machine": describe_machine(torch.device("cpu")),
-        "command": shlex.join(["python", *sys.argv]),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-    for kind, s in summary.items():
-        log(f"{kind}: {s['per_trial_s']:.3f} s per trial (target {TARGET_PER_TRIAL_S}), "
-            f"{s['per_epoch_ms']:.1f} ms per epoch report (target {TARGET_PER_EPOCH_MS:.0f})")
-    if args.write:
-        write_section(args.write, "orchestration_overhead", record, render_section)
-        log(f"updated the orchestration_overhead section of {args.write}")
-    print(json.dumps(record))
+    record = records.new_record(
+        SECTION, "cpu", meter, setting=TINY, trials=args.trials, epochs=[few, many], repeats=args.repeats,
+        ray_start_s=ray_start, runs=runs, summary=summarize(runs, storages=list(storages), few=few, many=many),
+        others_include="they include Ray's processes, and the trials' workers among them")
+    records.finish(args, record, {SECTION: render})
 
 
 def summarize(runs: list[dict], storages: list[str], few: int, many: int) -> dict:
@@ -219,47 +176,37 @@ def summarize(runs: list[dict], storages: list[str], few: int, many: int) -> dic
     return out
 
 
-def render_section(records: dict[str, dict]) -> str:
-    r = records["cpu"]
+def render(recs: dict[str, dict]) -> list[str]:
+    r = recs["cpu"]
     few, many = r["epochs"]
-    lines = [
-        "## Orchestration overhead of `vqtune run`",
-        "",
-        f"The same {r['trials']} trials of a near-zero-cost trainer run two ways, side by side in one process: "
-        "through `run_study` (what `vqtune run` calls: Ray Tune runs each trial in a worker, one at a time; the "
-        "worker reports every epoch to the Optuna trial and to Ray, asks the pruner, uploads artifacts and tells "
-        "the end state; the driver asks the study for each trial and keeps heartbeats), and as a plain Python "
-        "loop calling `fit_vqvae` on the configs the search ran, with the torch threads a trial gets. The trainer "
-        "is the real one, writing its checkpoints and pictures, on a model and dataset so small that an epoch "
-        "takes milliseconds (8x8 crops of the bundled photos, 4 channels, K 8). Each trial's span is read from "
-        "the study (asked, then told). *Per trial*: the median, over every trial but the first, of its span and "
-        "the gap before it, minus the loop's median per trial, with the epochs' share taken out; *per epoch "
-        f"report*: how much that grows from {few} to {many} epochs, per extra epoch. Once per run, and outside "
-        "those figures: the run's start (from the call to the first trial asked: opening the study, starting "
-        "Ray Tune's loop), the first trial's extra time (Ray starts the worker process, which imports torch and "
-        "vqtune; later trials reuse it), and the wind-down (last trial told to the return); Ray's own start, "
-        f"once per `vqtune run`, took {r['ray_start_s']:.1f} s. Medians over {r['repeats']} alternating "
-        "repeats of every setting.",
-        "",
-        f"| storage | per trial, s (target <= {TARGET_PER_TRIAL_S}) | per epoch report, ms (target <= "
-        f"{TARGET_PER_EPOCH_MS:.0f}) | per trial at {few} / {many} epochs, s | run start, s | first worker, s "
-        f"| wind-down, s | everything over {r['trials']} trials, s per trial | plain loop per trial, s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = records.table(
+        ["storage", f"per trial, s (target <= {TARGET_PER_TRIAL_S})",
+         f"per epoch report, ms (target <= {TARGET_PER_EPOCH_MS:.0f})", f"per trial at {few} / {many} epochs, s",
+         "run start, s", "first worker, s", "wind-down, s", f"everything over {r['trials']} trials, s per trial",
+         "plain loop per trial, s"],
+        [[kind, f"{s['per_trial_s']:.3f} ({records.verdict(s['per_trial_s'] <= TARGET_PER_TRIAL_S)})",
+          f"{s['per_epoch_ms']:.1f} ({records.verdict(s['per_epoch_ms'] <= TARGET_PER_EPOCH_MS)})",
+          f"{s['per_trial_at_few_s']:.3f} / {s['per_trial_at_many_s']:.3f}", f"{s['start_s']:.2f}",
+          f"{s['first_worker_extra_s']:.2f}", f"{s['wind_down_s']:.2f}", f"{s['per_trial_all_in_s']:.3f}",
+          f"{s['plain_per_trial_s'][str(few)]:.3f} / {s['plain_per_trial_s'][str(many)]:.3f}"]
+         for kind, s in r["summary"].items()])
+    trainer = ", ".join(f"{part}.{key} {value}" for part, values in r["setting"].items()
+                        for key, value in values.items())
+    return [*lines, "", *records.setting_lines(
+        r, f"Setting: {r['trials']} trials per run, at {few} and at {many} epochs, {r['repeats']} alternating "
+           f"repeats of every setting; Ray's own start, once per `vqtune run`, took {r['ray_start_s']:.1f} s.",
+        f"Trainer: {trainer}.")]
+
+
+def headline(r: dict) -> list[tuple[str, str, str, bool]]:
+    """The rows of the targets at a glance: (figure, measured, target, met)."""
+    rows = []
     for kind, s in r["summary"].items():
-        plain = s["plain_per_trial_s"]
-        lines.append(
-            f"| {kind} | {s['per_trial_s']:.3f} ({_verdict(s['per_trial_s'] <= TARGET_PER_TRIAL_S)}) "
-            f"| {s['per_epoch_ms']:.1f} ({_verdict(s['per_epoch_ms'] <= TARGET_PER_EPOCH_MS)}) "
-            f"| {s['per_trial_at_few_s']:.3f} / {s['per_trial_at_many_s']:.3f} | {s['start_s']:.2f} "
-            f"| {s['first_worker_extra_s']:.2f} | {s['wind_down_s']:.2f} | {s['per_trial_all_in_s']:.3f} "
-            f"| {plain[str(few)]:.3f} / {plain[str(many)]:.3f} |")
-    lines += ["", machine_line(r), load_line(r), f"Command: `{r['command']}`", ""]
-    return "\n".join(lines)
-
-
-def _verdict(met: bool) -> str:
-    return "met" if met else "**missed**"
+        rows += [(f"`vqtune run` overhead per trial, {kind}", f"{s['per_trial_s']:.2f} s",
+                  f"<= {TARGET_PER_TRIAL_S} s", s["per_trial_s"] <= TARGET_PER_TRIAL_S),
+                 (f"`vqtune run` overhead per epoch report, {kind}", f"{s['per_epoch_ms']:.1f} ms",
+                  f"<= {TARGET_PER_EPOCH_MS:.0f} ms", s["per_epoch_ms"] <= TARGET_PER_EPOCH_MS)]
+    return rows
 
 
 if __name__ == "__main__":

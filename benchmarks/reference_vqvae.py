@@ -1,20 +1,15 @@
 """A plain PyTorch VQ-VAE and training loop, written the way users commonly write one: the yardstick for vqtune.
 
 The model is the CIFAR-10 model of van den Oord et al. 2017 (arXiv 1711.00937, section 4.1) with Sonnet's
-defaults: two 4x4 stride-2 convolutions (64 then 128 channels), a 3x3 convolution, 2 residual blocks
-(ReLU, 3x3 conv to 32 channels, ReLU, 1x1 conv back), a 1x1 convolution to D = 64, and a mirrored decoder with
-4x4 transposed convolutions; an EMA vector quantizer with K = 512, decay 0.99, eps 1e-5, beta 0.25, distances by
-the expanded formula ||z||^2 - 2 z.e + ||e||^2, one-hot encodings made with ``scatter_``, perplexity per batch.
+defaults and an EMA quantizer (K = 512, decay 0.99, eps 1e-5, beta 0.25; one-hot encodings made with
+``scatter_``, perplexity per batch). The loop is the common one: a per-item ``Dataset`` of floats in
+[-0.5, 0.5], a 2-worker ``DataLoader`` that shuffles and drops the ragged last batch, Adam at 3e-4, ``.item()``
+of the losses every step, contiguous tensors. Nothing here is tuned; that is the point of it.
 
-The loop is the common one: a ``Dataset`` that turns one uint8 image into a float tensor in [-0.5, 0.5] per
-item, a ``DataLoader`` with 2 worker processes that shuffles and drops the ragged last batch, Adam at 3e-4, loss
-= MSE reconstruction + quantizer loss, ``.item()`` of the losses logged every step, the default (contiguous)
-memory format. Nothing here is tuned; that is the point of it.
-
-The modules are created in the same order and with the same shapes as ``vqtune.models.VQVAE``, and the codebook
-is drawn the same way (uniform in +-1/K), so under the same ``torch.manual_seed`` both start from the same weights.
-The EMA statistics start consistent with the codebook (N = 1, m = e): starting them at zero divides every code
-unused in the first batch by ~eps and throws it far away, a known bug of many copies of this loop.
+The modules are created in the same order and shapes as ``vqtune.models.VQVAE`` and the codebook is drawn the
+same way, so under the same ``torch.manual_seed`` both start from the same weights. The EMA statistics start
+consistent with the codebook (N = 1, m = e): starting them at zero throws every code unused in the first batch
+far away, a known bug of many copies of this loop.
 """
 
 from __future__ import annotations

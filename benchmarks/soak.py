@@ -14,11 +14,8 @@ other error). SQLite first, then PostgreSQL (a throwaway local server).
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
 import multiprocessing
-import shlex
 import statistics
 import sys
 import tempfile
@@ -30,13 +27,11 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package: its throwaway PostgreSQL
+import records
+from vqtune.config import Storage
+from vqtune.study import mask, open_storage
 
-from sections import LoadMeter, load_line, machine_line, write_section  # noqa: E402
-from train_throughput import log  # noqa: E402
-from vqtune.config._search import Storage  # noqa: E402
-from vqtune.tune._storage import mask, open_storage  # noqa: E402
-
+SECTION = "soak"
 EPOCHS_PER_TRIAL = 10
 STUDY = "soak"
 
@@ -84,17 +79,17 @@ def soak(url: str, processes: int, seconds: float, scratch: Path, name: str) -> 
     wall = time.perf_counter() - t0
     if any(w.exitcode != 0 for w in workers):
         sys.exit(f"{name}: a writer process did not finish cleanly: exit codes {[w.exitcode for w in workers]}")
-    records = [json.loads(p.read_text()) for p in ledgers]
+    books = [json.loads(p.read_text()) for p in ledgers]
 
     trials = {t.number: t for t in optuna.load_study(study_name=STUDY, storage=storage).get_trials(deepcopy=False)}
-    reported = [tuple(r) for rec in records for r in rec["reported"]]
+    reported = [tuple(r) for book in books for r in book["reported"]]
     lost = [(n, e, v) for n, e, v in reported if n not in trials or trials[n].intermediate_values.get(e) != v]
-    told = [n for rec in records for n in rec["told"]]
+    told = [n for book in books for n in book["told"]]
     not_complete = [n for n in told if trials[n].state != TrialState.COMPLETE]
-    errors = [e for rec in records for e in rec["errors"]]
+    errors = [e for book in books for e in book["errors"]]
     locked = [e for e in errors if "database is locked" in e]
-    latencies = sorted(ms for rec in records for ms in rec["report_ms"])
-    result = {
+    latencies = sorted(ms for book in books for ms in book["report_ms"])
+    return {
         "storage": name, "url": mask(url), "processes": processes, "seconds": seconds, "wall_s": wall,
         "trials_told": len(told), "values_reported": len(reported), "values_lost": len(lost),
         "told_not_complete": len(not_complete), "errors": len(errors), "locked_errors": len(locked),
@@ -105,78 +100,54 @@ def soak(url: str, processes: int, seconds: float, scratch: Path, name: str) -> 
                       "p99": latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
                       "max": latencies[-1] if latencies else None},
     }
-    ms = result["report_ms"]
-    log(f"{name}: {processes} writers, {seconds:.0f} s: {len(told)} trials told, {len(reported)} values reported "
-        f"({result['reports_per_s']:.0f}/s), {len(lost)} lost, {len(errors)} errors ({len(locked)} 'database is "
-        f"locked'); report + pruner median {ms['median']:.1f} ms, p99 {ms['p99']:.1f} ms")
-    return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = records.parser(__doc__)
     parser.add_argument("--processes", type=int, default=8, help="writer processes (default 8)")
     parser.add_argument("--seconds", type=float, default=60, help="seconds of writing per database (default 60)")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--write", type=Path, metavar="PATH", help="record the figures in PATH")
-    args = parser.parse_args()
+    args = records.parse(parser, {SECTION: render})
 
-    meter = LoadMeter()
+    meter = records.LoadMeter()
     results = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="vqtune-soak-") as scratch:
         root = Path(scratch)
-        results.append(soak(f"sqlite:///{root / 'soak.db'}", args.processes, args.seconds, root, "sqlite"))
-        if not args.no_postgres:
-            from tests.postgres import throwaway_postgres
+        for kind, database in records.databases(stack, root, postgres=not args.no_postgres).items():
+            results.append(soak(database("soak"), args.processes, args.seconds, root, kind))
 
-            url = stack.enter_context(throwaway_postgres(root / "pg"))
-            results.append(soak(url, args.processes, args.seconds, root, "postgresql"))
-
-    import torch
-    from train_throughput import describe_machine
-
-    record = {
-        "benchmark": "soak", "device": "cpu", "results": results, "epochs_per_trial": EPOCHS_PER_TRIAL,
-        **meter.record(), "machine": describe_machine(torch.device("cpu")),
-        "command": shlex.join(["python", *sys.argv]),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
     failed = [r["storage"] for r in results if r["values_lost"] or r["locked_errors"] or r["errors"]
               or r["told_not_complete"] or r["trials_failed"]]
-    record["passed"] = not failed
-    if args.write:
-        write_section(args.write, "soak", record, render_section)
-        log(f"updated the soak section of {args.write}")
-    print(json.dumps(record))
+    record = records.new_record(SECTION, "cpu", meter, results=results, epochs_per_trial=EPOCHS_PER_TRIAL,
+                                passed=not failed)
+    records.finish(args, record, {SECTION: render})
     if failed:
         sys.exit(f"soak FAILED on {', '.join(failed)}: see the figures above")
-    log("soak passed: nothing lost, no lock errors")
+    records.log("soak passed: nothing lost, no lock errors")
 
 
-def render_section(records: dict[str, dict]) -> str:
-    r = records["cpu"]
-    lines = [
-        "## Concurrent writers (soak)",
-        "",
-        f"{r['results'][0]['processes']} processes write to one study at once for {r['results'][0]['seconds']:.0f} s "
-        "per database, each opening the storage as a search worker does (`open_storage`: SQLite in WAL mode with "
-        "a busy timeout; PostgreSQL on a throwaway local server): trial after trial, "
-        f"{r['epochs_per_trial']} epochs each, every epoch a reported value and a question to the median pruner, "
-        "then the trial told COMPLETE. As fast as they can, so far more often than real trials (one epoch every "
-        "few seconds). Afterwards the study is read back and checked against each writer's ledger of its calls.",
-        "",
-        "| storage | trials told | values reported (per s) | values lost | trials failed | errors | "
-        "'database is locked' | report + pruner, ms: median / p99 / max |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for s in r["results"]:
-        ms = s["report_ms"]
-        lines.append(f"| {s['storage']} | {s['trials_told']:,} | {s['values_reported']:,} ({s['reports_per_s']:,.0f}) "
-                     f"| {s['values_lost']} | {s['trials_failed'] + s['told_not_complete']} | {s['errors']} "
-                     f"| {s['locked_errors']} | {ms['median']:.1f} / {ms['p99']:.1f} / {ms['max']:.0f} |")
-    verdict = ("Nothing was lost and no call failed." if r["passed"]
-               else "**Something was lost or failed: see the table.**")
-    lines += ["", verdict, "", machine_line(r), load_line(r), f"Command: `{r['command']}` (`make soak`)", ""]
-    return "\n".join(lines)
+def render(recs: dict[str, dict]) -> list[str]:
+    r = recs["cpu"]
+    rows = [[s["storage"], f"{s['trials_told']:,}", f"{s['values_reported']:,} ({s['reports_per_s']:,.0f})",
+             s["values_lost"], s["trials_failed"] + s["told_not_complete"], s["errors"], s["locked_errors"],
+             f"{s['report_ms']['median']:.1f} / {s['report_ms']['p99']:.1f} / {s['report_ms']['max']:.0f}"]
+            for s in r["results"]]
+    first = r["results"][0]
+    return [*records.table(["storage", "trials told", "values reported (per s)", "values lost", "trials failed",
+                            "errors", "'database is locked'", "report + pruner, ms: median / p99 / max"], rows),
+            "", "Result: " + ("nothing was lost and no call failed." if r["passed"]
+                              else "**something was lost or failed: see the table.**"),
+            "", *records.setting_lines(r, f"Setting: {first['processes']} writer processes, {first['seconds']:.0f} s "
+                                          f"per database, {r['epochs_per_trial']} epochs per trial.")]
+
+
+def headline(r: dict) -> list[tuple[str, str, str, bool]]:
+    """The row of the targets at a glance: (figure, measured, target, met)."""
+    lost = sum(s["values_lost"] for s in r["results"])
+    locked = sum(s["locked_errors"] for s in r["results"])
+    return [(f"Soak: {r['results'][0]['processes']} concurrent writers, "
+             f"{' and '.join(s['storage'] for s in r['results'])}",
+             f"{lost} values lost, {locked} locked", "0 lost, 0 locked", r["passed"])]
 
 
 if __name__ == "__main__":
