@@ -215,7 +215,9 @@ def prior_space(ctx_edit):
 # ------------------------------------------------------------------------------------------------ the cases
 # (builder, substrings the one line must hold: the file/key/path at fault, and what would be valid)
 
-VALID_TOP = "valid keys here: artifact_dir, base, max_concurrent, n_trials, objective, perplexity, pruner"
+VALID_TOP = ("valid keys here: artifact_dir, base, constraints, max_concurrent, n_trials, objective, objectives, "
+             "perplexity, pruner")
+TWO = [{"metric": "val_recon_mse"}, {"metric": "rate_bits"}]
 
 CASES = [
     # --- the search-space file itself
@@ -295,6 +297,38 @@ CASES = [
     pytest.param(run(set_("pruner", {"type": "median", "options": {"n_warmup_steps": -1}})),
                  ["pruner.options", "n_warmup_steps", "keyword arguments of the median pruner"],
                  id="bad-pruner-option"),
+    # --- objectives and constraints
+    pytest.param(run(set_("objectives", [{"metric": "val_recon_mse"}])),
+                 ["space.yaml: objectives", "at least 2 items"], id="objectives-one-in-a-list"),
+    pytest.param(run(set_("objectives", [{"metric": "val_recon_mse"}, {"metric": "accuracy"}])),
+                 ["space.yaml: objectives.1.metric", "'val_recon_mse'", "'accuracy'"], id="objectives-unknown-metric"),
+    pytest.param(run(set_("objectives", [{"metric": "val_recon_mse"}, {"metric": "val_recon_mse"}])),
+                 ["space.yaml: objectives: val_recon_mse, val_recon_mse names a metric twice"],
+                 id="objectives-twice-the-same"),
+    pytest.param(run(lambda data: (set_("objectives", TWO)(data), set_("objective", {"metric": "val_psnr"})(data))),
+                 ["space.yaml: objective: give objective (one metric) or objectives (2 or 3), not both"],
+                 id="objective-and-objectives"),
+    pytest.param(run(set_("objectives", [{"metric": "val_recon_mse"}, {"metric": "val_nll"}])),
+                 ["space.yaml: objectives.1.metric: val_nll is not reported at the end of a VQ-VAE search",
+                  "needs a base.prior section", "use one of val_recon_mse"], id="objectives-metric-of-the-prior"),
+    pytest.param(run(lambda data: (set_("objectives", TWO)(data), set_("sampler/type", "cmaes")(data))),
+                 ["space.yaml: sampler.type: cmaes optimizes one objective", "nsga2"], id="objectives-with-cmaes"),
+    pytest.param(run(lambda data: (set_("objectives", TWO)(data), set_("pruner/type", "median")(data))),
+                 ["space.yaml: pruner.type: median prunes on one objective", "use pareto or none"],
+                 id="objectives-with-median-pruner"),
+    pytest.param(run(lambda data: (set_("objectives", TWO)(data),
+                                   set_("pruner", {"type": "pareto", "options": {"quantile": 0.5}})(data))),
+                 ["pruner.options", "quantile", "n_startup_trials, n_warmup_steps, fraction"],
+                 id="pareto-pruner-bad-option"),
+    pytest.param(run(set_("constraints", ["rate_bits < 4096"])),
+                 ["space.yaml: constraints.0", "'rate_bits < 4096' is not a bound", "METRIC <= NUMBER"],
+                 id="constraint-malformed"),
+    pytest.param(run(set_("constraints", ["bitrate <= 4096"])),
+                 ["space.yaml: constraints.0.metric", "'bitrate' is not a metric vqtune reports"],
+                 id="constraint-unknown-metric"),
+    pytest.param(run(set_("constraints", ["rate_bits <= 4096", "sample_seconds <= 30"])),
+                 ["space.yaml: constraints.1: sample_seconds <= 30 bounds sample_seconds, which the trials of this "
+                  "search never report"], id="constraint-on-a-metric-the-stage-never-reports"),
     # --- storage
     pytest.param(run(None, "--storage", "studies.db"),
                  ["storage 'studies.db': not a database URL", "use e.g. sqlite:///studies/vqtune.db"],

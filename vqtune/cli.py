@@ -127,19 +127,28 @@ def _run(args: argparse.Namespace) -> int:
                        verbose=args.verbose, console=console)
     counts = {state.name.lower(): n for state, n in result.counts.items() if n}
     console.print(f"study {space.study} in {result.storage_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    if result.best is None:
-        console.print(f"no trial completed; see `vqtune trials {space.study}`")
-        return 0 if counts.get("pruned") else 1
-    console.print(f"best: trial {result.best.number}, {space.objective.metric} = {result.best.value:.6g}")
-    for key, value in result.best.params.items():
-        console.print(f"  {key}: {value}")
+    if not result.pareto:
+        console.print(f"no trial completed (within the constraints); see `vqtune trials {space.study}`")
+        return 0 if counts.get("pruned") or counts.get("complete") else 1
+    if space.is_multi_objective:
+        metrics = " / ".join(goal.metric for goal in space.goals)
+        console.print(f"Pareto front ({metrics}), {len(result.pareto)} trials:")
+        for trial in result.pareto:
+            values = " / ".join(f"{v:.6g}" for v in trial.values)
+            params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+            console.print(f"  trial {trial.number}: {values}  {params}")
+    else:
+        console.print(f"best: trial {result.best.number}, {space.objective.metric} = {result.best.value:.6g}")
+        for key, value in result.best.params.items():
+            console.print(f"  {key}: {value}")
+    pick = "" if not space.is_multi_objective else f" --trial {result.pareto[0].number}"
     storage = "" if space.storage.url == DEFAULT_STORAGE else f" --storage '{result.storage_url}'"
     console.print(
         "next:\n"
         f"  vqtune trials {space.study}{storage}\n"
         f"  vqtune report {space.study}{storage} -o {space.study}-report.html\n"
         f"  vqtune dashboard{storage}\n"
-        f"  vqtune export --study {space.study}{storage} -o {space.study}-best.yaml\n"
+        f"  vqtune export --study {space.study}{storage}{pick} -o {space.study}-best.yaml\n"
         f"  vqtune train {space.study}-best.yaml"
     )
     return 0
@@ -162,12 +171,16 @@ def _studies(args: argparse.Namespace) -> int:
 
 
 def _trials(args: argparse.Namespace) -> int:
-    from vqtune.study import load_existing, open_storage, trials_frame
+    from vqtune.study import SPACE_ATTR, goal_metrics, load_existing, open_storage, trials_frame
 
     study = load_existing(open_storage(Storage(url=args.storage), create=False), args.study, args.storage)
     frame = trials_frame(study)
     params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
-    columns = ["number", "state", "value", *params, "pruned_by", "epochs", "val_perplexity", "fail_reason"]
+    recorded = study.user_attrs.get(SPACE_ATTR)
+    # A multi-objective study: each objective under its metric's name, and which trials are Pareto-optimal.
+    values = goal_metrics(recorded) if recorded and len(study.directions) > 1 else ["value"]
+    columns = ["number", "state", *values, "pareto", "feasible", *params, "pruned_by", "epochs", "val_perplexity",
+               "fail_reason"]
     _print_frame(frame.reindex(columns=[c for c in columns if c in frame.columns]), "no trials")
     return 0
 

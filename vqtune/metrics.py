@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 
 class Metric(NamedTuple):
-    stage: str  # "vqvae" (stage 1), "prior" (stage 2) or "both"
+    stage: str  # "vqvae" (stage 1), "prior" (stage 2), "both", or "trial" (measured by a search trial)
     unit: str
     meaning: str
     objective: bool  # may be the objective of a search (speeds and counts may not)
@@ -27,20 +27,47 @@ METRICS: dict[str, Metric] = {
     "val_perplexity": Metric("vqvae", "codes", "exp(entropy) of code usage over the whole validation split", True),
     "val_usage": Metric("vqvae", "fraction", "share of the K codes used at least once on the validation split",
                         True),
+    "rate_bits": Metric("vqvae", "bits/image", "latent cells x log2 K: the fixed-length code of one image", True),
+    "val_code_bits": Metric("vqvae", "bits/image", "the validation codes under the unigram prior of the training "
+                            "codes (Laplace-smoothed): what an entropy coder without context needs", True),
+    "val_bits_per_dim": Metric("both", "bits/subpixel", "bound on the negative log-likelihood of the whole "
+                               "two-stage model: code bits under the prior (stage 1: the unigram prior; stage 2: "
+                               "the PixelCNN) plus the decoder's, over H*W*C", True),
+    "val_distortion_bits_per_dim": Metric("both", "bits/subpixel", "the decoder's part of val_bits_per_dim: "
+                                          "-log p(x | z), a discretised Gaussian with sigma fitted on the "
+                                          "training split", True),
     "train_recon_mse": Metric("vqvae", "MSE", "reconstruction error on the training split, pixels in [0, 1]", True),
     "train_commitment": Metric("vqvae", "MSE", "commitment loss ||z_e - sg[e]||^2 before beta, training split",
                                True),
     "train_images_per_s": Metric("vqvae", "images/s", "training throughput", False),
     "val_images_per_s": Metric("vqvae", "images/s", "evaluation throughput", False),
     "val_nll": Metric("prior", "nats/latent", "the prior's negative log-likelihood of the validation codes", True),
-    "val_bits_per_dim": Metric("prior", "bits/subpixel", "bound on the image negative log-likelihood: prior "
-                               "cross-entropy plus the decoder's reconstruction NLL", True),
+    "val_bits_per_dim_unigram": Metric("prior", "bits/subpixel", "val_bits_per_dim with the unigram prior in "
+                                       "place of the PixelCNN: the reference it must beat", False),
+    "val_bits_per_dim_uniform": Metric("prior", "bits/subpixel", "val_bits_per_dim with the uniform prior "
+                                       "(log K per latent)", False),
     "train_nll": Metric("prior", "nats/latent", "the prior's negative log-likelihood of the training codes", True),
     "latents_per_s": Metric("prior", "latents/s", "training throughput of the prior", False),
     "epoch_seconds": Metric("both", "s", "wall time of the epoch, evaluation included", False),
+    "sample_seconds": Metric("trial", "s", "a search trial that trains a prior: time to draw and decode 64 "
+                             "samples after training", False),
 }
 
 
+def epoch_metrics(stage: str) -> tuple[str, ...]:
+    """What ``stage`` reports after each of its epochs."""
+    return tuple(name for name, m in METRICS.items() if m.stage in (stage, "both"))
+
+
 def objectives(stage: str) -> tuple[str, ...]:
-    """The metrics a search over ``stage`` can optimize."""
-    return tuple(name for name, m in METRICS.items() if m.objective and m.stage in (stage, "both"))
+    """The metrics a search whose trials end with ``stage`` can optimize."""
+    return tuple(name for name in epoch_metrics(stage) if METRICS[name].objective)
+
+
+def final_metrics(stages: tuple[str, ...]) -> tuple[str, ...]:
+    """What a trial that trains ``stages`` knows at its end: every stage's last epoch, and ``sample_seconds``
+    when it trained a prior."""
+    names = {name for stage in stages for name in epoch_metrics(stage)}
+    if "prior" in stages:
+        names |= {name for name, m in METRICS.items() if m.stage == "trial"}
+    return tuple(name for name in METRICS if name in names)

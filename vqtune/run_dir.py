@@ -6,7 +6,7 @@ Layout (``vqtune train`` and every search trial):
     metrics.jsonl, last.pt, best.pt      stage 1 (the VQ-VAE): one line per epoch, checkpoints
     prior_metrics.jsonl, prior_last.pt, prior_best.pt    stage 2 (the PixelCNN prior), the same
     reconstructions.png, code_usage.json                  stage 1's validation reconstructions and code counts
-    code_usage.png, final_metrics.json                    written by a search trial for its artifacts
+    code_usage.png, final_metrics.json, samples.png      written by a search trial for its artifacts
 
 Imports neither torch, Ray nor Optuna: the trainer, the search layer and the report all read these names.
 """
@@ -25,6 +25,7 @@ RECONSTRUCTIONS = "reconstructions.png"
 CODE_USAGE = "code_usage.json"
 CODE_USAGE_PLOT = "code_usage.png"
 FINAL_METRICS = "final_metrics.json"
+SAMPLES = "samples.png"
 
 
 class StageFiles(NamedTuple):

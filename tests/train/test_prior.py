@@ -9,7 +9,7 @@ from PIL import Image
 
 from vqtune.cli import main
 from vqtune.config import PriorConfig
-from vqtune.train import Codes, bits_per_dim, encode_dataset, fit, sample_images
+from vqtune.train import encode_dataset, fit, sample_images
 from vqtune.train import _codes
 
 
@@ -36,18 +36,10 @@ def test_codes_are_encoded_once_and_cached(stage1, monkeypatch):
     assert codes.train.shape[1:] == (4, 4) and codes.train.dtype == torch.int64
     assert 0 <= int(codes.train.min()) and int(codes.train.max()) < 32
     assert codes.image_shape == (3, 16, 16) and 0 < codes.val_recon_mse < 0.05
+    assert codes.sigma > 0 and codes.val_distortion_nats > 0
     monkeypatch.setattr(_codes, "load_vqvae", lambda *a, **k: pytest.fail("encoded again"))
     again = encode_dataset(result.run_dir / "best.pt")
     assert torch.equal(again.train, codes.train)
-
-
-def test_bits_per_dim_bound_by_hand():
-    codes = Codes(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2, dtype=torch.long), (3, 8, 8),
-                  val_recon_mse=0.01, codebook_size=16)
-    per_subpixel = 0.5 * math.log(2 * math.pi * math.e * 0.01) + math.log(255)
-    assert codes.recon_nats_per_image() == pytest.approx(per_subpixel * 3 * 8 * 8)
-    expected = (1.5 * 4 + per_subpixel * 192) / (192 * math.log(2))
-    assert bits_per_dim(1.5, codes) == pytest.approx(expected)
 
 
 def test_prior_learns_the_codes_and_samples_decode(stage1, tmp_path):
@@ -62,7 +54,15 @@ def test_prior_learns_the_codes_and_samples_decode(stage1, tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[-1]["val_nll"] < math.log(32)  # better than a uniform prior over 32 codes
     assert history[-1]["val_nll"] < history[0]["val_nll"]
-    assert 0 < history[-1]["val_bits_per_dim"] < 8
+    final = history[-1]
+    # the bound with the PixelCNN beats the same bound with the unigram and the uniform prior
+    assert 0 < final["val_bits_per_dim"] < min(final["val_bits_per_dim_unigram"], final["val_bits_per_dim_uniform"])
+    assert final["val_bits_per_dim_uniform"] < 8
+    subpixels, latents = 3 * 16 * 16, 4 * 4
+    assert final["val_bits_per_dim_uniform"] == pytest.approx(
+        final["val_distortion_bits_per_dim"] + latents * math.log2(32) / subpixels)
+    assert final["val_bits_per_dim"] == pytest.approx(
+        final["val_distortion_bits_per_dim"] + latents * final["val_nll"] / (subpixels * math.log(2)))
     assert (fitted.run_dir / "prior_best.pt").exists() and (fitted.run_dir / "prior_metrics.jsonl").exists()
 
     grid = sample_images(fitted.run_dir, n=12, seed=1, device="cpu")

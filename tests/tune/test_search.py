@@ -4,6 +4,7 @@ import threading
 import time
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
@@ -114,6 +115,7 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(ray_session, space_f
     assert result.counts[TrialState.COMPLETE] == 2
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_trials_of_a_killed_run_are_failed_and_rerun_but_a_live_run_is_left_alone(ray_session, space_factory):
     space = space_factory(n_trials=3)
     storage = open_storage(space.storage)

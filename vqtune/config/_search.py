@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Union
 
@@ -10,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vqtune.config._loading import deep_copy, format_validation_error, set_path, unknown_key
 from vqtune.config._train import TrainConfig
-from vqtune.metrics import objectives
+from vqtune.metrics import METRICS as METRIC_INFO
+from vqtune.metrics import final_metrics, objectives
 
 DEFAULT_STORAGE = "sqlite:///studies/vqtune.db"
 
@@ -18,7 +20,7 @@ DEFAULT_STORAGE = "sqlite:///studies/vqtune.db"
 # base config has a prior section (a search over stage 2).
 STAGE1_METRICS = objectives("vqvae")
 STAGE2_METRICS = objectives("prior")
-METRICS = STAGE1_METRICS + STAGE2_METRICS
+METRICS = tuple(dict.fromkeys(STAGE1_METRICS + STAGE2_METRICS))
 
 
 class _Section(BaseModel):
@@ -108,15 +110,64 @@ class Objective(_Section):
     direction: Literal["minimize", "maximize"] = "minimize"
 
 
+_BOUND = re.compile(r"^\s*(\w+)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
+
+
+class Constraint(_Section):
+    """A bound on a metric a trial reports, written ``rate_bits <= 4096`` or ``val_psnr >= 20``."""
+
+    metric: str
+    op: Literal["<=", ">="]
+    bound: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value):
+        if isinstance(value, str):
+            found = _BOUND.match(value)
+            if not found:
+                raise ValueError(f"{value!r} is not a bound; write METRIC <= NUMBER or METRIC >= NUMBER, e.g. "
+                                 "rate_bits <= 4096")
+            try:
+                bound = float(found.group(3))
+            except ValueError:
+                raise ValueError(f"{value!r}: {found.group(3)!r} is not a number") from None
+            return {"metric": found.group(1), "op": found.group(2), "bound": bound}
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in METRIC_INFO:
+            raise ValueError(f"{value!r} is not a metric vqtune reports; use one of {', '.join(METRIC_INFO)}")
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+    def violation(self, value: float) -> float:
+        """Optuna's constraint value: <= 0 when ``value`` is within the bound, else by how much it is not."""
+        return value - self.bound if self.op == "<=" else self.bound - value
+
+
 class Sampler(_Section):
-    type: Literal["tpe", "random", "gp", "cmaes", "grid"] = "tpe"
+    type: Literal["tpe", "random", "gp", "cmaes", "grid", "nsga2", "nsga3"] = "tpe"
     seed: Optional[int] = Field(None, description="Seed of the sampler (null: a fresh random search).")
     options: Dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the Optuna sampler.")
 
 
 class Pruner(_Section):
-    type: Literal["median", "hyperband", "successive_halving", "none"] = "median"
-    options: Dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the Optuna pruner.")
+    type: Literal["median", "hyperband", "successive_halving", "pareto", "none"] = Field(
+        "median",
+        description="Optuna's median, hyperband or successive_halving on the objective, or none; a "
+        "multi-objective search has pareto (the default there: vqtune's rule on the objective vectors) or none.",
+    )
+    options: Dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the Optuna pruner; for pareto: n_startup_trials (other trials that must "
+        "have reached the epoch, default 4), n_warmup_steps (epochs before it applies, default 1) and fraction "
+        "(of those trials that must dominate the trial, default 0.5).",
+    )
 
 
 class PerplexityRule(_Section):
@@ -164,6 +215,16 @@ class SearchSpace(_Section):
 
     study: str = Field(..., min_length=1, description="Study name in the storage.")
     objective: Objective = Field(default_factory=Objective)
+    objectives: Optional[List[Objective]] = Field(
+        None, min_length=2, max_length=3,
+        description="2 or 3 objectives (metric and direction each) instead of objective: a multi-objective study "
+        "whose answer is a Pareto front.",
+    )
+    constraints: List[Constraint] = Field(
+        default_factory=list,
+        description="Bounds on reported metrics, e.g. 'rate_bits <= 4096': a trial outside them is infeasible and "
+        "never best or Pareto-optimal.",
+    )
     n_trials: int = Field(20, ge=1, description="Finished (complete + pruned) trials to reach.")
     sampler: Sampler = Field(default_factory=Sampler)
     pruner: Pruner = Field(default_factory=Pruner)
@@ -203,17 +264,50 @@ class SearchSpace(_Section):
         return self
 
     @model_validator(mode="after")
-    def _one_stage(self) -> "SearchSpace":
-        stages, metric = self.base.stages, self.objective.metric
-        if stages == ("vqvae", "prior"):
-            raise ValueError("base.prior.vqvae_checkpoint: a prior search needs the stage-1 checkpoint to "
-                             "train on; set it (train stage 1 first with vqtune train)")
-        if stages == ("prior",) and metric not in STAGE2_METRICS:
-            raise ValueError(f"objective.metric: {metric} is not reported by a prior search; use one of "
-                             f"{', '.join(STAGE2_METRICS)}")
-        if stages == ("vqvae",) and metric in STAGE2_METRICS:
-            raise ValueError(f"objective.metric: {metric} needs a base.prior section (a search over the prior)")
+    def _objectives_are_reported(self) -> "SearchSpace":
+        if self.objectives is not None and "objective" in self.model_fields_set:
+            raise ValueError("objective: give objective (one metric) or objectives (2 or 3), not both")
+        stages = self.base.stages
+        allowed = objectives(stages[-1])
+        what = {"vqvae": "a VQ-VAE search", "prior": "a prior search"}[stages[-1]]
+        if len(stages) == 2:
+            what = "a two-stage search (its trials end with the prior)"
+        named = [("objective", self.objective)] if self.objectives is None else [
+            (f"objectives.{i}", objective) for i, objective in enumerate(self.objectives)]
+        for key, objective in named:
+            if objective.metric not in allowed:
+                hint = " (needs a base.prior section)" if stages == ("vqvae",) and objective.metric in STAGE2_METRICS else ""
+                raise ValueError(f"{key}.metric: {objective.metric} is not reported at the end of {what}{hint}; "
+                                 f"use one of {', '.join(allowed)}")
+        metrics = [objective.metric for _, objective in named]
+        if len(set(metrics)) < len(metrics):
+            raise ValueError(f"objectives: {', '.join(metrics)} names a metric twice; give each once")
+        known = final_metrics(stages)
+        for i, constraint in enumerate(self.constraints):
+            if constraint.metric not in known:
+                raise ValueError(f"constraints.{i}: {constraint} bounds {constraint.metric}, which the trials of this "
+                                 f"search never report; bound one of {', '.join(known)}")
+        if self.is_multi_objective and self.sampler.type == "cmaes":
+            raise ValueError("sampler.type: cmaes optimizes one objective; a multi-objective search takes tpe, "
+                             "nsga2, nsga3, gp, random or grid")
+        if not self.is_multi_objective and self.pruner.type == "pareto":
+            raise ValueError("pruner.type: pareto prunes multi-objective searches; with one objective use median, "
+                             "hyperband, successive_halving or none")
+        if self.is_multi_objective and self.pruner.type not in ("pareto", "none"):
+            if "pruner" in self.model_fields_set and "type" in self.pruner.model_fields_set:
+                raise ValueError(f"pruner.type: {self.pruner.type} prunes on one objective (Optuna's pruners cannot "
+                                 "prune a multi-objective study); use pareto or none")
+            self.pruner = Pruner(type="pareto", options=self.pruner.options)
         return self
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return self.objectives is not None
+
+    @property
+    def goals(self) -> List[Objective]:
+        """The objectives of the study, one or several."""
+        return list(self.objectives) if self.objectives is not None else [self.objective]
 
     @model_validator(mode="after")
     def _space_keys_are_config_keys(self) -> "SearchSpace":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -12,6 +14,7 @@ from optuna.visualization import (
     plot_optimization_history,
     plot_parallel_coordinate,
     plot_param_importances,
+    plot_pareto_front,
 )
 
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#7f7f7f"}
@@ -38,16 +41,34 @@ def intermediate_values(study: optuna.Study) -> go.Figure:
     return figure
 
 
-def param_importances(study: optuna.Study) -> go.Figure:
-    """Optuna's fANOVA importances; a note instead when the study has too few complete trials."""
+def pareto_front_of(study: optuna.Study, metrics: list[str]) -> go.Figure:
+    """Optuna's Pareto-front plot of a multi-objective study (infeasible trials apart)."""
     try:
-        return plot_param_importances(study)
+        return plot_pareto_front(study, target_names=metrics)
+    except ValueError as exc:  # a study of more objectives than the plot draws
+        return _note("Pareto front", f"not drawn: {exc}")
+
+
+def _first_objective(study: optuna.Study, metric: str) -> dict:
+    """Optuna's figures take one target: the first objective of a multi-objective study."""
+    if len(study.directions) == 1:
+        return {}
+    return {"target": lambda trial: trial.values[0], "target_name": metric}
+
+
+def param_importances(study: optuna.Study, metric: str = "objective") -> go.Figure:
+    """Optuna's importances (of the first objective in a multi-objective study); a note instead when the study
+    has too few complete trials."""
+    try:
+        with warnings.catch_warnings():  # Optuna reminds that a custom target is minimised: it is one of ours
+            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
+            return plot_param_importances(study, **_first_objective(study, metric))
     except (ValueError, RuntimeError) as exc:
         return _note("Parameter importances", f"not available yet: {exc}")
 
 
-def parallel_coordinates(study: optuna.Study) -> go.Figure:
-    return plot_parallel_coordinate(study)
+def parallel_coordinates(study: optuna.Study, metric: str = "objective") -> go.Figure:
+    return plot_parallel_coordinate(study, **_first_objective(study, metric))
 
 
 def perplexity_vs_mse(frame: pd.DataFrame) -> go.Figure:
@@ -83,6 +104,20 @@ def rate_distortion(frame: pd.DataFrame) -> go.Figure:
                                         mode="lines", name="Pareto front", line={"color": "black", "dash": "dot"}))
     figure.update_layout(title="Rate vs distortion", xaxis_title="bits per image (latent cells x log2 K)",
                          xaxis_type="log", yaxis_title="val reconstruction MSE", yaxis_type="log")
+    return figure
+
+
+def bits_per_dim_parts(frame: pd.DataFrame) -> go.Figure:
+    """Each trial's val_bits_per_dim as a stacked bar: the code bits under its prior (rate) and the decoder's
+    bits (distortion), both per subpixel; the trial with the lowest total first."""
+    figure = go.Figure()
+    if {"val_bits_per_dim", "val_distortion_bits_per_dim"} <= set(frame.columns):
+        rows = frame.dropna(subset=["val_bits_per_dim", "val_distortion_bits_per_dim"]).sort_values("val_bits_per_dim")
+        labels = [f"#{n}" for n in rows["number"]]
+        figure.add_bar(x=labels, y=rows["val_bits_per_dim"] - rows["val_distortion_bits_per_dim"], name="rate: code bits")
+        figure.add_bar(x=labels, y=rows["val_distortion_bits_per_dim"], name="distortion: decoder bits")
+    figure.update_layout(title="val bits/dim = rate + distortion", barmode="stack", xaxis_title="trial",
+                         yaxis_title="bits per subpixel")
     return figure
 
 

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from vqtune import __version__
 from vqtune import run_dir as rd
 from vqtune.report import _figures as figures
-from vqtune.study import SPACE_ATTR, artifact_store, mask, trials_frame
+from vqtune.study import SPACE_ATTR, artifact_store, best_trials, goal_metrics, mask, trials_frame
 
 BEST = 5
 
@@ -24,13 +24,20 @@ def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path
                  artifact_dir: Optional[Path] = None, storage_url: str = "") -> pd.DataFrame:
     """Write the report of ``study`` to ``path``; returns the trials table it was drawn from."""
     frame = trials_frame(study)
+    recorded = study.user_attrs.get(SPACE_ATTR)
+    metrics = goal_metrics(recorded) if recorded else [f"objective {i}" for i in range(len(study.directions))]
+    if len(study.directions) > 1:
+        progress = [("Pareto front", figures.pareto_front_of(study, metrics))]
+    else:
+        progress = [("Optimization history", figures.optimization_history(study)),
+                    ("Intermediate values", figures.intermediate_values(study))]
     sections = [
-        ("Optimization history", figures.optimization_history(study)),
-        ("Intermediate values", figures.intermediate_values(study)),
-        ("Parameter importances", figures.param_importances(study)),
-        ("Parallel coordinates", figures.parallel_coordinates(study)),
+        *progress,
+        ("Parameter importances", figures.param_importances(study, metrics[0])),
+        ("Parallel coordinates", figures.parallel_coordinates(study, metrics[0])),
         ("Perplexity vs reconstruction MSE", figures.perplexity_vs_mse(frame)),
         ("Rate vs distortion", figures.rate_distortion(frame)),
+        ("Bits per dimension: rate and distortion", figures.bits_per_dim_parts(frame)),
     ]
     parts = []
     for i, (title, figure) in enumerate(sections):
@@ -41,11 +48,11 @@ def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path
     parts.append(_best_trials(study, frame, storage, store))
     states = frame["state"].value_counts().to_dict() if not frame.empty else {}
     summary = ", ".join(f"{n} {s.lower()}" for s, n in states.items()) or "no trials"
-    metric = (study.user_attrs.get(SPACE_ATTR) or {}).get("objective", {}).get("metric", "objective")
+    goals = ", ".join(f"{m} ({d.name.lower()})" for m, d in zip(metrics, study.directions))
     document = _PAGE.format(
         title=html.escape(f"vqtune study {study.study_name}"),
         heading=html.escape(f"Study {study.study_name}"),
-        meta=html.escape(f"{summary}; objective {metric} ({study.direction.name.lower()}); "
+        meta=html.escape(f"{summary}; {'objectives' if len(metrics) > 1 else 'objective'} {goals}; "
                          f"storage {mask(storage_url) if storage_url else '-'}; vqtune {__version__}"),
         body="\n".join(parts),
     )
@@ -56,39 +63,46 @@ def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path
 
 
 def _best_trials(study: optuna.Study, frame: pd.DataFrame, storage, store) -> str:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    best = sorted(complete, key=lambda t: t.value, reverse=reverse)[:BEST]
+    """The best feasible trials (single objective), or the Pareto-optimal ones, with their reconstructions."""
+    if len(study.directions) > 1:
+        best, title = best_trials(study), "Pareto-optimal trials"
+    else:
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        feasible = [t for t in complete if all(v <= 0 for v in t.constraints.values())]
+        reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        best, title = sorted(feasible, key=lambda t: t.value, reverse=reverse)[:BEST], "Best trials"
     rows = []
     by_number = frame.set_index("number") if not frame.empty else frame
     for trial in best:
         params = "<br>".join(f"{html.escape(k)} = {html.escape(_short(v))}" for k, v in trial.params.items())
-        image = _reconstructions(trial, storage, store)
+        images = "".join(_image(trial, storage, store, name) for name in (rd.RECONSTRUCTIONS, rd.SAMPLES))
         attrs = by_number.loc[trial.number]
+        values = " / ".join(f"{v:.5g}" for v in trial.values)
         rows.append(
-            f"<tr><td>{trial.number}</td><td>{trial.value:.5g}</td><td>{params}</td>"
+            f"<tr><td>{trial.number}</td><td>{values}</td><td>{params}</td>"
             f"<td>{_short(attrs.get('val_perplexity', ''))}</td><td>{_short(attrs.get('val_psnr', ''))}</td>"
-            f"<td>{image}</td></tr>"
+            f"<td>{_short(attrs.get('val_bits_per_dim', ''))}</td><td>{images or '(none uploaded)'}</td></tr>"
         )
     if not rows:
-        return '<section id="best-trials"><h2>Best trials</h2><p>No complete trial yet.</p></section>'
+        return f'<section id="best-trials"><h2>{title}</h2><p>No complete trial yet.</p></section>'
     return (
-        '<section id="best-trials"><h2>Best trials</h2><table><thead><tr><th>trial</th><th>value</th>'
-        "<th>params</th><th>perplexity</th><th>PSNR (dB)</th><th>validation images (top) and reconstructions"
-        f"</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+        f'<section id="best-trials"><h2>{title}</h2><table><thead><tr><th>trial</th><th>value</th>'
+        "<th>params</th><th>perplexity</th><th>PSNR (dB)</th><th>bits/dim</th><th>validation images (top) and "
+        f"reconstructions; prior samples</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
 
 
-def _reconstructions(trial, storage, store) -> str:
+def _image(trial, storage, store, name: str) -> str:
+    """The trial's artifact ``name`` (a PNG) as an embedded image; empty when it has none."""
     if store is None:
-        return "(no artifact store)"
+        return ""
     for meta in get_all_artifact_meta(trial, storage=storage):
-        if meta.filename == rd.RECONSTRUCTIONS:
+        if meta.filename == name:
             with store.open_reader(meta.artifact_id) as reader:
                 data = base64.b64encode(reader.read()).decode()
-            return f'<img class="reconstructions" alt="trial {trial.number} reconstructions" ' \
-                   f'src="data:image/png;base64,{data}">'
-    return "(none uploaded)"
+            return (f'<img class="reconstructions" alt="trial {trial.number} {html.escape(name)}" '
+                    f'src="data:image/png;base64,{data}">')
+    return ""
 
 
 def _short(value) -> str:

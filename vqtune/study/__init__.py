@@ -6,15 +6,17 @@ needs this package and Optuna, never Ray; ``vqtune.tune`` builds the search on i
 
 from vqtune.study._artifacts import ArtifactStore, artifact_store, default_artifact_dir
 from vqtune.study._export import export_config, trial_train_config
-from vqtune.study._sampling import build_pruner, build_sampler, grid_of
+from vqtune.study._sampling import ParetoRule, build_pruner, build_sampler, grid_of
 from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage
 from vqtune.study._study import (
     FINISHED_STATES,
     SPACE_ATTR,
     best_trial,
+    best_trials,
     check_search,
     count_states,
     fail_stale_trials,
+    goal_metrics,
     load_existing,
     open_study,
 )
@@ -23,10 +25,12 @@ from vqtune.study._tables import studies_table, trials_frame
 
 __all__ = [
     "ArtifactStore",
+    "ParetoRule",
     "FINISHED_STATES",
     "SPACE_ATTR",
     "artifact_store",
     "best_trial",
+    "best_trials",
     "build_pruner",
     "build_sampler",
     "check_search",
@@ -35,6 +39,7 @@ __all__ = [
     "default_artifact_dir",
     "export_config",
     "fail_stale_trials",
+    "goal_metrics",
     "grid_of",
     "is_sqlite",
     "load_existing",

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, describe, validate
 from vqtune.errors import StudyError
-from vqtune.study._study import SPACE_ATTR
+from vqtune.study._study import SPACE_ATTR, best_trials, goal_metrics
 
 
 def trial_train_config(
@@ -28,7 +28,15 @@ def trial_train_config(
             raise StudyError(
                 f"study {study.study_name!r} has no complete trial yet; run the search further or pick one with --trial"
             )
-        trial = study.best_trial
+        best = best_trials(study)
+        if len(study.directions) > 1:
+            front = ", ".join(str(t.number) for t in best) or "none yet"
+            raise StudyError(f"study {study.study_name!r} has several objectives and no single best trial; choose "
+                             f"one of its Pareto-optimal trials ({front}) with --trial N (see vqtune trials)")
+        if not best:
+            raise StudyError(f"study {study.study_name!r} has no complete trial within its constraints; pick one "
+                             "with --trial N (see vqtune trials)")
+        trial = best[0]
     else:
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
         if number not in trials:
@@ -51,8 +59,9 @@ def trial_train_config(
 def export_config(study: optuna.Study, path: Path, number: Optional[int] = None) -> optuna.trial.FrozenTrial:
     """Write the trial's training config to ``path`` as commented YAML; returns the trial."""
     config, trial = trial_train_config(study, number)
-    metric = study.user_attrs[SPACE_ATTR]["objective"]["metric"]
-    value = "" if trial.value is None else f", {metric} = {trial.value:.6g}"
+    metrics = goal_metrics(study.user_attrs[SPACE_ATTR])
+    values = trial.values or []
+    value = "".join(f", {metric} = {v:.6g}" for metric, v in zip(metrics, values))
     header = f"# vqtune train config: study {study.study_name!r}, trial {trial.number} ({trial.state.name}{value})\n"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ def build_sampler(space: SearchSpace, trials_so_far: int = 0) -> optuna.samplers
         "random": optuna.samplers.RandomSampler,
         "gp": optuna.samplers.GPSampler,
         "cmaes": optuna.samplers.CmaEsSampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
+        "nsga3": optuna.samplers.NSGAIIISampler,
     }
     try:
         if spec.type == "grid":
@@ -34,9 +36,14 @@ def build_sampler(space: SearchSpace, trials_so_far: int = 0) -> optuna.samplers
 
 
 def build_pruner(space: SearchSpace) -> optuna.pruners.BasePruner:
+    """The Optuna pruner of a single-objective search; a NopPruner for a multi-objective one, which vqtune
+    prunes itself (:class:`ParetoRule`: Optuna's pruners take one objective)."""
     spec = space.pruner
     options = dict(spec.options)
     epochs = space.base.total_epochs
+    if spec.type == "pareto":
+        ParetoRule.from_options(options)  # refuses unknown options before anything runs
+        return optuna.pruners.NopPruner()
     try:
         if spec.type == "median":
             return optuna.pruners.MedianPruner(**options)
@@ -65,3 +72,37 @@ def grid_of(space: SearchSpace) -> dict[str, list]:
         if len(grid[key]) > 10_000:
             raise ConfigError(f"space.{key}: {len(grid[key])} grid values; use a larger step or another sampler")
     return grid
+
+
+class ParetoRule:
+    """Pruning for multi-objective searches: at an epoch after ``n_warmup_steps``, once ``n_startup_trials``
+    other trials have reached it, a trial is pruned when at least ``fraction`` of those trials have objective
+    vectors at that epoch that dominate its own (no worse in every objective, better in one)."""
+
+    def __init__(self, n_startup_trials: int = 4, n_warmup_steps: int = 1, fraction: float = 0.5):
+        if n_startup_trials < 1 or n_warmup_steps < 0 or not 0 < fraction <= 1:
+            raise ValueError("n_startup_trials >= 1, n_warmup_steps >= 0 and 0 < fraction <= 1")
+        self.n_startup_trials = n_startup_trials
+        self.n_warmup_steps = n_warmup_steps
+        self.fraction = fraction
+
+    @classmethod
+    def from_options(cls, options: dict) -> "ParetoRule":
+        try:
+            return cls(**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"pruner.options: {exc} (options of the pareto pruner: n_startup_trials, "
+                              "n_warmup_steps, fraction)") from None
+
+    def should_prune(self, vector: list[float], others: list[list[float]], epoch: int,
+                     signs: list[float]) -> bool:
+        """``vector``: this trial's objectives at ``epoch``; ``others``: those of the other trials at the same
+        epoch; ``signs``: +1 for an objective to minimize, -1 to maximize."""
+        if epoch <= self.n_warmup_steps or len(others) < self.n_startup_trials:
+            return False
+        mine = [s * v for s, v in zip(signs, vector)]
+        dominating = sum(
+            all(s * o <= m for s, o, m in zip(signs, other, mine)) and any(s * o < m for s, o, m in zip(signs, other, mine))
+            for other in others
+        )
+        return dominating >= self.fraction * len(others)

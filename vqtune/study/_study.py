@@ -42,7 +42,7 @@ def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_f
     stale-trial callback), so the next ``ask`` reruns it; trials of a live run keep their heartbeats fresh and
     are left alone.
     """
-    direction = space.objective.direction
+    directions = [goal.direction for goal in space.goals]
     try:
         trials_so_far = len(storage.get_all_trials(storage.get_study_id_from_name(space.study), deepcopy=False))
     except KeyError:  # a new study
@@ -52,21 +52,26 @@ def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_f
         storage=storage,
         sampler=build_sampler(space, trials_so_far),
         pruner=build_pruner(space),
-        direction=direction,
+        directions=directions,
         load_if_exists=True,
     )
-    if study.direction.name.lower() != direction:
+    created = [d.name.lower() for d in study.directions]
+    if created != directions:
         raise StudyError(
-            f"study {space.study!r} in {mask(space.storage.url)} was created to {study.direction.name.lower()}, "
-            f"this search space asks to {direction}; use another study name"
+            f"study {space.study!r} in {mask(space.storage.url)} was created to {' and '.join(created)}, "
+            f"this search space asks to {' and '.join(directions)}; use another study name"
         )
-    recorded = study.user_attrs.get(SPACE_ATTR)
     current = recordable(space)
-    if recorded and recorded["objective"] != current["objective"]:
+    recorded = study.user_attrs.get(SPACE_ATTR)
+    if recorded and goal_metrics(recorded) != goal_metrics(current):
         raise StudyError(
-            f"study {space.study!r} optimizes {recorded['objective']['metric']}, this search space "
-            f"{current['objective']['metric']}; use another study name"
+            f"study {space.study!r} optimizes {', '.join(goal_metrics(recorded))}, this search space "
+            f"{', '.join(goal_metrics(current))}; use another study name"
         )
+    if space.is_multi_objective:  # the dashboard names the axes of its front by them
+        with warnings.catch_warnings():  # experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([goal.metric for goal in space.goals])
     study.set_user_attr(SPACE_ATTR, current)
     study.set_user_attr(SPACE_FILE_ATTR, str(space_file) if space_file else None)
     study.set_user_attr(VERSION_ATTR, __version__)
@@ -95,10 +100,18 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
     return numbers
 
 
+def goal_metrics(recorded: dict) -> list[str]:
+    """The objective metrics of a recorded search space (``objectives``, else ``objective``)."""
+    goals = recorded.get("objectives") or [recorded["objective"]]
+    return [goal["metric"] for goal in goals]
+
+
 def recordable(space: SearchSpace) -> dict:
     """The resolved search space as JSON for the study's user attributes, the storage password masked."""
     data = json.loads(space.model_dump_json())
     data["storage"]["url"] = mask(space.storage.url)
+    if space.is_multi_objective:
+        del data["objective"]  # the unused default; the recorded space validates again as it was
     return data
 
 
@@ -120,7 +133,19 @@ def count_states(study: optuna.Study) -> dict[optuna.trial.TrialState, int]:
 
 
 def best_trial(study: optuna.Study) -> Optional[optuna.trial.FrozenTrial]:
+    """The best feasible complete trial of a single-objective study (None: none yet, or a multi-objective one)."""
+    if len(study.directions) > 1:
+        return None
     try:
         return study.best_trial
-    except ValueError:  # no complete trial yet
+    except ValueError:  # no complete (feasible) trial yet
         return None
+
+
+def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The best trial of a single-objective study, or the Pareto-optimal feasible trials of a multi-objective
+    one, by number."""
+    if not len(study.directions) > 1:
+        best = best_trial(study)
+        return [best] if best is not None else []
+    return sorted(study.best_trials, key=lambda t: t.number)

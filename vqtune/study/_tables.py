@@ -9,10 +9,10 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from vqtune.study._study import SPACE_ATTR
+from vqtune.study._study import SPACE_ATTR, best_trials, goal_metrics
 
 # Per-trial user attributes that are records, not figures: kept out of the table.
-_BULKY = ("train_config", "traceback")
+_BULKY = ("train_config", "traceback", "objective_vectors")
 
 # Names of trial attributes before vqtune 0.2 took the trainer's metric keys verbatim: a study searched before
 # shows its trials under today's names.
@@ -29,42 +29,57 @@ RENAMED_PRUNED_BY = {"recon_loss": "pruner"}
 
 
 def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
-    """One row per study: trials by state, the best value and its direction."""
+    """One row per study: trials by state, its objectives and directions, and the best value (a single-objective
+    study) or the number of Pareto-optimal trials (a multi-objective one)."""
     rows = []
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)], dtype="object")
         counts = states.value_counts()
+        recorded = summary.user_attrs.get(SPACE_ATTR)
+        best = best_trials(study)
+        multi = len(summary.directions) > 1
         rows.append({
             "study": summary.study_name,
-            "direction": summary.direction.name.lower(),
+            "direction": ", ".join(d.name.lower() for d in summary.directions),
             **{state.name.lower(): int(counts.get(state.name, 0))
                for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)},
-            "best": summary.best_trial.value if summary.best_trial else None,
-            "metric": (summary.user_attrs.get(SPACE_ATTR) or {}).get("objective", {}).get("metric"),
+            "best": None if multi or not best else best[0].value,
+            "pareto": len(best) if multi else None,
+            "metric": ", ".join(goal_metrics(recorded)) if recorded else None,
         })
     return pd.DataFrame(rows)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, value, start/complete times, duration, every param (named by its
-    dotted config key), every user attribute (``pruned_by``, ``val_perplexity``, ...), and for stage-1 trials
-    ``latent_cells`` and ``bits_per_image`` = latent cells x log2 K (the rate of the code grid)."""
+    """One row per trial: number, state, value (``values_0``, ``values_1``, ... in a multi-objective study),
+    start/complete times, duration, every param (named by its dotted config key), every user attribute
+    (``pruned_by``, ``val_perplexity``, ...), ``feasible`` when the search has constraints, ``pareto`` (a
+    Pareto-optimal trial of a multi-objective study), and for trials that train stage 1 ``latent_cells`` and
+    ``bits_per_image`` = latent cells x log2 K (the rate of the code grid)."""
+    multi = len(study.directions) > 1
     frame = study.trials_dataframe(
         attrs=("number", "state", "value", "datetime_start", "datetime_complete", "duration", "params",
-               "user_attrs"),
+               "user_attrs", "system_attrs"),
         multi_index=False,
     )
     if frame.empty:
         return frame
-    frame = frame.drop(columns=[f"user_attrs_{name}" for name in _BULKY if f"user_attrs_{name}" in frame])
+    system = [c for c in frame.columns if c.startswith("system_attrs_")]
+    frame = frame.drop(columns=system + [f"user_attrs_{name}" for name in _BULKY if f"user_attrs_{name}" in frame])
     frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
     for old, new in RENAMED.items():
         if old in frame and new not in frame:
             frame = frame.rename(columns={old: new})
     if "pruned_by" in frame:
         frame["pruned_by"] = frame["pruned_by"].replace(RENAMED_PRUNED_BY)
-    rates = [_rate(t) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    if any(t.constraints for t in trials):
+        frame["feasible"] = [all(v <= 0 for v in t.constraints.values()) if t.constraints else None for t in trials]
+    if multi:
+        front = {t.number for t in best_trials(study)}
+        frame["pareto"] = [t.number in front for t in trials]
+    rates = [_rate(t) for t in trials]
     frame["latent_cells"] = [r[0] for r in rates]
     frame["bits_per_image"] = [r[1] for r in rates]
     return frame
@@ -72,7 +87,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 def _rate(trial: optuna.trial.FrozenTrial) -> tuple[float, float]:
     config = trial.user_attrs.get("train_config")
-    if not config or config.get("prior"):
+    if not config or (config.get("prior") or {}).get("vqvae_checkpoint"):
         return math.nan, math.nan
     resolution = config["data"]["resolution"]
     height, width = (resolution, resolution) if isinstance(resolution, int) else resolution

@@ -5,7 +5,8 @@ from vqtune.train._build import build_model, load_vqvae, resolve_device
 from vqtune.train._checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from vqtune.train._codes import Codes, encode_dataset
 from vqtune.train._fit import FitResult, fit
-from vqtune.train._prior import bits_per_dim, load_prior
+from vqtune.train._bound import bits_per_dim, discretized_gaussian_nats, unigram_code_nats
+from vqtune.train._prior import load_prior
 from vqtune.train._progress import ProgressReporter
 from vqtune.train._reporter import Reporter, RunInfo
 from vqtune.train._sample import sample_images
@@ -19,6 +20,7 @@ __all__ = [
     "RunInfo",
     "bits_per_dim",
     "build_model",
+    "discretized_gaussian_nats",
     "encode_dataset",
     "fit",
     "load_checkpoint",
@@ -27,4 +29,5 @@ __all__ = [
     "resolve_device",
     "sample_images",
     "save_checkpoint",
+    "unigram_code_nats",
 ]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from vqtune import run_dir as rd
 from vqtune.data import load_images
 from vqtune.errors import CheckpointError
+from vqtune.train._bound import discretized_gaussian_nats
 from vqtune.train._build import load_vqvae
 from vqtune.train._checkpoint import load_checkpoint, save_checkpoint
 from vqtune.train._images import to_model_space
@@ -21,34 +24,37 @@ from vqtune.train._images import to_model_space
 log = logging.getLogger("vqtune.train")
 
 # Bump when what is cached changes meaning.
-_CODES_FORMAT = 1
+_CODES_FORMAT = 2
 
 
 @dataclass(frozen=True)
 class Codes:
-    """Code grids of the train and val images, and what the bits/dim bound needs from stage 1.
+    """Code grids of the train and val images, and what the two-stage bound needs from stage 1.
 
     train: (N, h, w) int64; val: (M, h, w) int64.
     image_shape: (C, H, W) of the images the codes stand for.
-    val_recon_mse: the VQ-VAE's reconstruction MSE on the val images (pixels in [0, 1]).
     codebook_size: K.
+    sigma: the decoder's sigma, fitted on the training split (RMS error of the clamped reconstructions).
+    val_recon_mse: the VQ-VAE's reconstruction MSE on the val images (pixels in [0, 1], clamped).
+    val_distortion_nats: -log p(x | z) per val image under the discretised Gaussian decoder, in nats.
     """
 
     train: torch.Tensor
     val: torch.Tensor
     image_shape: tuple[int, int, int]
-    val_recon_mse: float
     codebook_size: int
+    sigma: float
+    val_recon_mse: float
+    val_distortion_nats: float
 
-    def recon_nats_per_image(self) -> float:
-        """-log p(x | z) of one image in nats under the decoder likelihood vqtune states:
+    @property
+    def subpixels(self) -> int:
+        return math.prod(self.image_shape)
 
-        each subpixel is Gaussian around the reconstruction with one global variance sigma^2, set to its
-        maximum-likelihood value (the val reconstruction MSE), discretized into 256 bins of width 1/255:
-        -log p = 0.5 log(2 pi e sigma^2) + log 255 per subpixel on average.
-        """
-        per_subpixel = 0.5 * math.log(2 * math.pi * math.e * self.val_recon_mse) + math.log(255)
-        return per_subpixel * math.prod(self.image_shape)
+    @property
+    def latents(self) -> int:
+        """Latent cells of one grid."""
+        return self.val.shape[1] * self.val.shape[2]
 
 
 def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.device = "cpu") -> Codes:
@@ -65,29 +71,34 @@ def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.
     if cache.exists():
         try:
             state = load_checkpoint(cache)
-            return Codes(state["train"], state["val"], tuple(state["image_shape"]), state["val_recon_mse"],
-                         state["codebook_size"])
+            fields = {f.name: state[f.name] for f in dataclasses.fields(Codes)}
+            return Codes(**{**fields, "image_shape": tuple(fields["image_shape"])})
         except (CheckpointError, KeyError) as exc:
             log.warning("ignoring unreadable code cache %s (%s); encoding again", cache, exc)
 
     model, config = load_vqvae(checkpoint, device=device)
     data = load_images(config.data)
-    train = _encode(model, data.train, batch_size, device)
-    val, mse = _encode(model, data.val, batch_size, device, with_mse=True)
-    codes = Codes(train, val, tuple(data.train.shape[1:]), mse, model.quantizer.codebook_size)
-    save_checkpoint(cache, train=codes.train, val=codes.val, image_shape=list(codes.image_shape),
-                    val_recon_mse=codes.val_recon_mse, codebook_size=codes.codebook_size)
+    train, train_sse, _ = _encode(model, data.train, batch_size, device)
+    sigma = math.sqrt(train_sse / data.train.numel())
+    val, val_sse, val_nats = _encode(model, data.val, batch_size, device, sigma=sigma)
+    codes = Codes(train, val, tuple(data.train.shape[1:]), model.quantizer.codebook_size, sigma,
+                  val_sse / data.val.numel(), val_nats / len(data.val))
+    save_checkpoint(cache, **{**dataclasses.asdict(codes), "image_shape": list(codes.image_shape)})
     return codes
 
 
 @torch.no_grad()
-def _encode(model, images_u8: torch.Tensor, batch_size: int, device, with_mse: bool = False):
-    grids, sse = [], 0.0
+def _encode(model, images_u8: torch.Tensor, batch_size: int, device, sigma: Optional[float] = None):
+    """Codes (N, h, w), the summed squared error of the clamped reconstructions and, with ``sigma``, the summed
+    -log p(x | z) in nats."""
+    grids, sse, nats = [], 0.0, 0.0
     for start in range(0, len(images_u8), batch_size):
-        x = to_model_space(images_u8[start : start + batch_size].to(device))
+        batch = images_u8[start : start + batch_size].to(device)
+        x = to_model_space(batch)
         indices = model.encode(x)
         grids.append(indices.cpu())
-        if with_mse:
-            sse += float((model.decode(indices).float().clamp(-0.5, 0.5) - x).pow(2).sum())
-    codes = torch.cat(grids)
-    return (codes, sse / images_u8.numel()) if with_mse else codes
+        reconstruction = model.decode(indices).float()
+        sse += float((reconstruction.clamp(-0.5, 0.5) - x).pow(2).sum())
+        if sigma is not None:
+            nats += float(discretized_gaussian_nats(batch, reconstruction + 0.5, sigma).sum())
+    return torch.cat(grids), sse, nats

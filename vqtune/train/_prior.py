@@ -14,7 +14,8 @@ from vqtune import run_dir as rd
 from vqtune.config import PriorConfig, TrainConfig
 from vqtune.models import GatedPixelCNN
 from vqtune.train._checkpoint import load_checkpoint
-from vqtune.train._codes import Codes, encode_dataset
+from vqtune.train._bound import bits_per_dim, unigram_code_nats
+from vqtune.train._codes import encode_dataset
 from vqtune.train._reporter import Reporter
 
 
@@ -25,8 +26,10 @@ def build_prior(prior: PriorConfig, codebook_size: int) -> GatedPixelCNN:
 
 class PriorStage:
     """Trains ``config.prior`` on the codes of ``checkpoint``. Reports, per epoch: ``train_nll`` and ``val_nll``
-    (nats per latent), ``val_bits_per_dim`` (the image bound: prior cross-entropy plus the decoder's
-    reconstruction NLL, see :meth:`Codes.recon_nats_per_image`, over H*W*C*ln 2) and ``latents_per_s``."""
+    (nats per latent), ``latents_per_s``, and the two-stage bound (see ``_bound.py``) with the PixelCNN as the
+    prior, ``val_bits_per_dim``, next to its references with the unigram prior of the training codes
+    (``val_bits_per_dim_unigram``) and the uniform one (``val_bits_per_dim_uniform``: log K per latent), all
+    three with the same decoder term ``val_distortion_bits_per_dim``."""
 
     name = "prior"
     label = "prior "
@@ -49,6 +52,15 @@ class PriorStage:
         self.steps = len(self.train) // self.batch_size
         self.data = (f"{len(self.train)} train / {len(self.val)} val code grids of {self.train.shape[1]}x"
                      f"{self.train.shape[2]} from {self.checkpoint}")
+        codes, k = self.codes, self.codes.codebook_size
+        unigram = unigram_code_nats(torch.bincount(codes.train.flatten(), minlength=k),
+                                    torch.bincount(codes.val.flatten(), minlength=k)) / len(codes.val)
+        self.references = {
+            "val_distortion_bits_per_dim": bits_per_dim(0.0, codes.val_distortion_nats, codes.subpixels),
+            "val_bits_per_dim_unigram": bits_per_dim(unigram, codes.val_distortion_nats, codes.subpixels),
+            "val_bits_per_dim_uniform": bits_per_dim(codes.latents * math.log(k), codes.val_distortion_nats,
+                                                     codes.subpixels),
+        }
 
     def train_epoch(self, epoch: int, reporter: Reporter) -> tuple[dict, float]:
         model, optimizer, batch_size, grad_clip = self.model, self.optimizer, self.batch_size, self.prior.grad_clip
@@ -77,7 +89,10 @@ class PriorStage:
 
     def evaluate(self) -> dict:
         val_nll = evaluate_prior(self.model, self.val, self.prior.batch_size)
-        return {"val_nll": val_nll, "val_bits_per_dim": bits_per_dim(val_nll, self.codes)}
+        codes = self.codes
+        return {"val_nll": val_nll,
+                "val_bits_per_dim": bits_per_dim(val_nll * codes.latents, codes.val_distortion_nats, codes.subpixels),
+                **self.references}
 
     def checkpoint_fields(self) -> dict:
         return {"prior": self.prior.model_dump(mode="json"), "vqvae_checkpoint": str(self.checkpoint.resolve()),
@@ -99,13 +114,6 @@ def evaluate_prior(model: GatedPixelCNN, codes: torch.Tensor, batch_size: int) -
             logits = model(batch)
         total += F.cross_entropy(logits.float(), batch, reduction="sum").double()
     return float(total) / codes.numel()
-
-
-def bits_per_dim(nll_per_latent: float, codes: Codes) -> float:
-    """The image bound in bits per subpixel: (h*w*nll + recon NLL) / (H*W*C*ln 2)."""
-    latents = codes.val.shape[1] * codes.val.shape[2]
-    nats = nll_per_latent * latents + codes.recon_nats_per_image()
-    return nats / (math.prod(codes.image_shape) * math.log(2))
 
 
 def load_prior(path: Path, device: str | torch.device = "cpu") -> tuple[GatedPixelCNN, dict]:

@@ -15,6 +15,7 @@ from vqtune import run_dir as rd
 from vqtune.config import TrainConfig
 from vqtune.data import ImageData
 from vqtune.models import VQVAE, CodeUsage
+from vqtune.train._bound import bits_per_dim, discretized_gaussian_nats, unigram_code_nats
 from vqtune.train._build import build_model
 from vqtune.train._images import image_grid, to_model_space, to_uint8
 from vqtune.train._reporter import Reporter
@@ -23,8 +24,13 @@ GRID_IMAGES = 8
 
 
 class VQVAEStage:
-    """Reports, per epoch: ``train_recon_mse``, ``train_commitment``, ``train_images_per_s`` and the metrics of
-    :func:`evaluate`. Images are scaled to [-0.5, 0.5], so MSE is on the [0, 1] pixel scale."""
+    """Reports, per epoch: ``train_recon_mse``, ``train_commitment``, ``train_images_per_s``, the metrics of
+    :func:`evaluate`, ``rate_bits`` (latent cells x log2 K: the fixed-length code of one image), and the
+    two-stage bound with the unigram prior of the codes (see ``_bound.py``): ``val_code_bits`` (bits per
+    validation image), ``val_distortion_bits_per_dim`` and ``val_bits_per_dim``. Both the unigram prior and the
+    decoder's sigma come from the training split as the epoch saw it: the codes its batches were given, and
+    the RMS error of their clamped reconstructions. Images are scaled to [-0.5, 0.5], so MSE is on the [0, 1]
+    pixel scale."""
 
     name = "vqvae"
     label = ""
@@ -48,7 +54,12 @@ class VQVAEStage:
         self.batch_size = min(config.optim.batch_size, len(self.train_u8))
         self.steps = len(self.train_u8) // self.batch_size  # drop the ragged last batch: every step the same shape
         self.val_variance = float(self.val_u8.double().div(255).var())
+        height, width = config.data.size
+        factor = 2**config.model.downsample
+        self.rate_bits = (height // factor) * (width // factor) * math.log2(config.model.codebook_size)
         self.usage: Optional[CodeUsage] = None
+        self.train_usage: Optional[CodeUsage] = None
+        self.sigma = math.nan
 
     def train_epoch(self, epoch: int, reporter: Reporter) -> tuple[dict, float]:
         model, optimizer, batch_size, grad_clip = self.model, self.optimizer, self.batch_size, self.config.optim.grad_clip
@@ -57,6 +68,8 @@ class VQVAEStage:
         model.train()
         order = torch.randperm(len(self.train_u8), device=self.device)
         sums = torch.zeros(3, device=self.device)  # recon MSE, commitment, total loss: summed over steps
+        clamped_sse = torch.zeros((), dtype=torch.float64, device=self.device)  # for the decoder's sigma
+        self.train_usage = CodeUsage(model.quantizer.codebook_size, device=self.device)  # for the unigram prior
         for step in range(self.steps):
             x = to_model_space(self.train_u8[order[step * batch_size : (step + 1) * batch_size]])
             with autocast:
@@ -69,8 +82,11 @@ class VQVAEStage:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
             sums += torch.stack([recon.detach(), out.vq.commitment_loss, loss.detach()])
+            clamped_sse += (out.reconstruction.detach().float().clamp(-0.5, 0.5) - x).pow(2).sum().double()
+            self.train_usage.update(out.vq.counts)
             reporter.on_step(epoch, step + 1)
         train_recon, train_commitment, train_loss = (sums / max(self.steps, 1)).tolist()
+        self.sigma = math.sqrt(float(clamped_sse) / max(self.steps * batch_size * self.train_u8[0].numel(), 1))
         if self.cuda:
             torch.cuda.synchronize(self.device)
         images_per_s = self.steps * batch_size / (time.perf_counter() - t0)
@@ -79,7 +95,18 @@ class VQVAEStage:
 
     def evaluate(self) -> dict:
         self.usage = CodeUsage(self.model.quantizer.codebook_size, device=self.device)
-        return evaluate(self.model, self.val_u8, self.config.optim.batch_size, self.val_variance, self.usage)
+        metrics = evaluate(self.model, self.val_u8, self.config.optim.batch_size, self.val_variance, self.usage,
+                           sigma=self.sigma)
+        images, subpixels = len(self.val_u8), self.val_u8[0].numel()
+        code_nats = unigram_code_nats(self.train_usage.counts, self.usage.counts) / images
+        distortion_nats = metrics.pop("distortion_nats")
+        return {
+            **metrics,
+            "rate_bits": self.rate_bits,
+            "val_code_bits": code_nats / math.log(2),
+            "val_distortion_bits_per_dim": bits_per_dim(0.0, distortion_nats, subpixels),
+            "val_bits_per_dim": bits_per_dim(code_nats, distortion_nats, subpixels),
+        }
 
     def checkpoint_fields(self) -> dict:
         return {"in_channels": int(self.train_u8.shape[1])}
@@ -98,9 +125,10 @@ class VQVAEStage:
 
 @torch.no_grad()
 def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: float,
-             usage: Optional[CodeUsage] = None) -> dict:
+             usage: Optional[CodeUsage] = None, sigma: Optional[float] = None) -> dict:
     """Reconstruction error and code usage of ``model`` over all of ``images_u8`` (N, C, H, W) uint8:
-    ``val_recon_mse``, ``val_nmse``, ``val_psnr``, ``val_perplexity``, ``val_usage``, ``val_images_per_s``.
+    ``val_recon_mse``, ``val_nmse``, ``val_psnr``, ``val_perplexity``, ``val_usage``, ``val_images_per_s``,
+    and with ``sigma`` also ``distortion_nats``: -log p(x | z) per image under the discretised Gaussian decoder.
 
     ``usage``, when given, must be empty; it is filled with the code counts of the whole split.
     """
@@ -109,16 +137,22 @@ def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: f
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     usage = usage if usage is not None else CodeUsage(model.quantizer.codebook_size, device=device)
     sse = torch.zeros((), dtype=torch.float64, device=device)
+    nats = torch.zeros((), dtype=torch.float64, device=device)
     t0 = time.perf_counter()
     for start in range(0, len(images_u8), batch_size):
-        x = to_model_space(images_u8[start : start + batch_size])
+        batch = images_u8[start : start + batch_size]
+        x = to_model_space(batch)
         with autocast:
             out = model(x)
         sse += (out.reconstruction.float() - x).pow(2).sum().double()
         usage.update(out.vq.counts)
+        if sigma is not None:
+            nats += discretized_gaussian_nats(batch, out.reconstruction.float() + 0.5, sigma).sum()
     mse = float(sse) / images_u8.numel()
     seconds = time.perf_counter() - t0
+    extra = {"distortion_nats": float(nats) / len(images_u8)} if sigma is not None else {}
     return {
+        **extra,
         "val_recon_mse": mse,
         "val_nmse": mse / variance if variance > 0 else math.nan,
         "val_psnr": -10 * math.log10(mse) if mse != 0 else math.inf,  # NaN or -inf for a diverged model

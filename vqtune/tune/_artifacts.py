@@ -1,4 +1,5 @@
-"""A trial's artifacts in the study's artifact store: reconstructions, a code-usage histogram, final metrics.
+"""A trial's artifacts in the study's artifact store: reconstructions, a code-usage histogram, prior samples,
+final metrics.
 
 They are uploaded while the trial still runs (Optuna refuses uploads to finished trials), and the
 dashboard shows them next to the trial.
@@ -27,8 +28,7 @@ def upload_trial_artifacts(trial: optuna.Trial, store: ArtifactStore, run_dir: P
              **{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()}}
     (run_dir / rd.FINAL_METRICS).write_text(json.dumps(final, indent=2))
     files = [run_dir / rd.FINAL_METRICS]
-    if (run_dir / rd.RECONSTRUCTIONS).exists():
-        files.append(run_dir / rd.RECONSTRUCTIONS)
+    files += [run_dir / name for name in (rd.RECONSTRUCTIONS, rd.SAMPLES) if (run_dir / name).exists()]
     if (run_dir / rd.CODE_USAGE).exists():
         histogram = run_dir / rd.CODE_USAGE_PLOT
         usage_histogram(rd.read_code_usage(run_dir), metrics.get("val_perplexity")).save(histogram)

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vqtune.config import SearchSpace
-from vqtune.study import best_trial, count_states
+from vqtune.study import best_trial, best_trials, count_states
 
 
 class LiveView(tune.Callback):
@@ -63,13 +63,21 @@ def header(study: optuna.Study, space: SearchSpace, n_trials: int) -> list[Text]
     """The study's line (trials by state) and the best trial so far."""
     counts = count_states(study)
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-    metric = space.objective.metric
+    metric = space.goals[0].metric
     states = "  ".join(
         f"{state.name.lower()} {counts[state]}"
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
         if counts[state] or state in (TrialState.COMPLETE, TrialState.PRUNED)
     )
     lines = [Text.from_markup(f"[bold]study {study.study_name}[/]  {finished}/{n_trials} finished  ({states})")]
+    if space.is_multi_objective:
+        front = best_trials(study)
+        if front:
+            metrics = " / ".join(goal.metric for goal in space.goals)
+            points = ", ".join(f"#{t.number} " + " / ".join(f"{v:.4g}" for v in t.values) for t in front[:6])
+            more = f" and {len(front) - 6} more" if len(front) > 6 else ""
+            lines.append(Text(f"Pareto front ({metrics}): {points}{more}"))
+        return lines
     best = best_trial(study)
     if best is not None:
         params = ", ".join(f"{k}={_short(v)}" for k, v in best.params.items())
@@ -82,15 +90,16 @@ def running_table(space: SearchSpace, running=()) -> list[Table]:
     rows = sorted(running, key=lambda r: r.get("optuna_trial", 0))
     if not rows:
         return []
-    metric = space.objective.metric
+    metrics = [goal.metric for goal in space.goals]
     table = Table(box=None, pad_edge=False, header_style="dim")
-    for column in ("trial", "epoch", metric, "perplexity", "img/s"):
+    for column in ("trial", "epoch", *metrics, "perplexity", "img/s"):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
             f"#{r.get('optuna_trial', '?')}", f"{r.get('epoch', 0)}/{space.base.total_epochs}",
-            f"{r.get(metric, float('nan')):.5g}", f"{r.get('val_perplexity', float('nan')):.1f}",
-            f"{r.get('train_images_per_s', float('nan')):.0f}",
+            *(f"{r[m]:.5g}" if m in r else "-" for m in metrics),
+            f"{r['val_perplexity']:.1f}" if "val_perplexity" in r else "-",
+            f"{r['train_images_per_s']:.0f}" if "train_images_per_s" in r else "-",
         )
     return [table]
 

@@ -19,6 +19,7 @@ from vqtune.data import load_images
 from vqtune.errors import ConfigError
 from vqtune.study import (
     best_trial,
+    best_trials,
     check_search,
     count_states,
     default_artifact_dir,
@@ -41,7 +42,8 @@ class SearchResult:
     study: optuna.Study
     storage_url: str
     counts: dict
-    best: Optional[optuna.trial.FrozenTrial]
+    best: Optional[optuna.trial.FrozenTrial]  # a single-objective study's best feasible trial
+    pareto: list[optuna.trial.FrozenTrial]  # the best trial, or a multi-objective study's Pareto-optimal ones
 
 
 def run_study(
@@ -126,7 +128,7 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
             tuner.fit()
         finally:
             searcher.close()
-    return SearchResult(study, mask(space.storage.url), count_states(study), best_trial(study))
+    return SearchResult(study, mask(space.storage.url), count_states(study), best_trial(study), best_trials(study))
 
 
 def artifact_dir_of(space: SearchSpace) -> Path:

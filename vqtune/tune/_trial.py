@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,46 +19,79 @@ from ray import tune
 from vqtune.config import SearchSpace, TrainConfig
 from vqtune.errors import VqtuneError
 from vqtune.metrics import METRICS
-from vqtune.study import artifact_store, build_pruner, open_storage
-from vqtune.train import Reporter, fit
+from vqtune import run_dir as rd
+from vqtune.study import ParetoRule, artifact_store, build_pruner, open_storage
+from vqtune.train import Reporter, RunInfo, fit, sample_images
 from vqtune.tune._artifacts import upload_trial_artifacts
 
 # pruned_by: which rule stopped a trial
 PRUNED_BY_PRUNER = "pruner"  # the study's pruner, on the objective
 PRUNED_BY_PERPLEXITY = "perplexity"  # the codebook collapsed
+VECTORS_ATTR = "objective_vectors"  # a multi-objective trial's objectives per epoch
+SAMPLES = 64  # prior samples a trial that trains a prior draws, timed, for its artifacts and sample_seconds
 
 
 class StudyReporter(Reporter):
     """Reports each epoch to the Optuna trial and to Ray, and decides pruning.
 
-    Two rules prune: the study's pruner on the objective (``pruned_by = pruner``), and the perplexity
-    rule, which stops a trial whose codebook collapsed (``pruned_by = perplexity``).
+    Two rules prune: the study's pruner on the objective (``pruned_by = pruner``; in a multi-objective study
+    vqtune's :class:`ParetoRule` on the objective vectors, which it keeps as the user attribute
+    ``objective_vectors``, epoch -> values, because Optuna refuses ``report`` there), and the perplexity rule,
+    which stops a trial whose codebook collapsed (``pruned_by = perplexity``). An epoch that does not report
+    every objective (stage 1 of a search judged by ``val_nll``) is not judged.
     """
 
-    def __init__(self, trial: optuna.Trial, space: SearchSpace, config: TrainConfig):
+    def __init__(self, trial: optuna.Trial, study: optuna.Study, space: SearchSpace, config: TrainConfig):
         self.trial = trial
+        self.study = study
         self.space = space
         self.codebook_size = config.model.codebook_size
         self.epochs = config.total_epochs
+        self.signs = [1.0 if goal.direction == "minimize" else -1.0 for goal in space.goals]
+        self.rule = ParetoRule.from_options(space.pruner.options) if space.pruner.type == "pareto" else None
+        self.vectors: dict[str, list[float]] = {}
         self.pruned_by: str | None = None
         self.pruned_epoch: int | None = None
-        self.last: dict = {}
+        self.final: dict = {}  # every stage's last metrics, the last stage's winning where both report a key
+        self.reported = 0
+
+    def on_start(self, info: RunInfo) -> None:
+        # Where the run is written, before any epoch: a worker that dies now is resumed there by its restart.
+        if self.trial.user_attrs.get("run_dir") != str(info.run_dir):
+            self.trial.set_user_attr("run_dir", str(info.run_dir))
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
-        self.last = dict(metrics)
-        value = float(metrics[self.space.objective.metric])
-        self.trial.report(value, epoch)
-        tune.report({**metrics, "objective": value, "optuna_trial": self.trial.number})
+        self.final.update(metrics)
+        self.reported += 1
+        values = [metrics.get(goal.metric) for goal in self.space.goals]
+        judged = all(v is not None for v in values)
+        extra = {"objective": float(values[0])} if judged and len(values) == 1 else {}
+        tune.report({**metrics, **extra, "optuna_trial": self.trial.number})
         rule = self.space.perplexity
         if rule.floor > 0 and epoch > rule.warmup_epochs and "val_perplexity" in metrics:  # stage 1 only
             if metrics["val_perplexity"] / self.codebook_size < rule.floor:
                 self.pruned_by = PRUNED_BY_PERPLEXITY
-        if self.pruned_by is None and epoch < self.epochs and self.trial.should_prune():
+        if judged and self._prune(epoch, [float(v) for v in values]) and self.pruned_by is None:
             self.pruned_by = PRUNED_BY_PRUNER
         if self.pruned_by:
             self.pruned_epoch = epoch
             return True
         return False
+
+    def _prune(self, epoch: int, values: list[float]) -> bool:
+        """Report ``values`` and ask whether the study's rule prunes (never at the trial's last epoch)."""
+        if len(values) == 1:
+            self.trial.report(values[0], epoch)
+            return epoch < self.epochs and self.trial.should_prune()
+        self.vectors[str(epoch)] = values
+        self.trial.set_user_attr(VECTORS_ATTR, self.vectors)
+        if self.rule is None or epoch >= self.epochs:
+            return False
+        others = [t.user_attrs[VECTORS_ATTR][str(epoch)]
+                  for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                        TrialState.RUNNING))
+                  if t.number != self.trial.number and str(epoch) in t.user_attrs.get(VECTORS_ATTR, {})]
+        return self.rule.should_prune(values, others, epoch, self.signs)
 
 
 def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
@@ -90,19 +124,19 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
             update={"device": device, "run_dir": Path(config["run_dir"])}
         )
         trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
-        reporter = StudyReporter(trial, space, train_config)
+        reporter = StudyReporter(trial, study, space, train_config)
         # Ray runs a trial again when its worker process died (FailureConfig): the Optuna trial is still
-        # RUNNING with the epochs it reported, and its run directory holds the checkpoint of the last one.
-        restarted = bool(storage.get_trial(trial_id).intermediate_values)
-        if restarted:
+        # RUNNING, and the run directory its first attempt recorded holds the checkpoint of its last epoch.
+        previous = storage.get_trial(trial_id).user_attrs.get("run_dir")
+        if previous is not None:
             trial.set_user_attr("restarts", trial.user_attrs.get("restarts", 0) + 1)
-        result = fit(train_config, reporter, resume=restarted)
+            train_config = train_config.model_copy(update={"run_dir": Path(previous)})
+        result = fit(train_config, reporter, resume=previous is not None)
     except Exception as exc:  # every failure ends the trial as FAIL with its reason; the search goes on
         trial.set_user_attr("fail_reason", _fail_reason(exc, train_config)[:2000])
         if not isinstance(exc, VqtuneError):
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-        _final_attrs(trial, reporter.last if reporter else {},
-                     epochs=len(storage.get_trial(trial_id).intermediate_values))
+        _final_attrs(trial, reporter.final if reporter else {}, epochs=reporter.reported if reporter else 0)
         study.tell(trial, state=TrialState.FAIL)
     if result is None:
         if device == "cuda":  # the failed run's tensors went with its traceback: give their memory back
@@ -110,20 +144,34 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
             torch.cuda.empty_cache()
         return
 
-    _final_attrs(trial, result.final, epochs=len(result.history))
-    trial.set_user_attr("run_dir", str(result.run_dir))
-    state = "PRUNED" if reporter.pruned_by else "COMPLETE"
+    final = reporter.final
+    pruned = reporter.pruned_by is not None
+    if "prior" in train_config.stages and not pruned:
+        final["sample_seconds"] = _draw_samples(result.run_dir, device)
+    _final_attrs(trial, final, epochs=len(result.history))
+    for constraint in space.constraints:
+        if final.get(constraint.metric) is not None:
+            trial.set_constraint(str(constraint), constraint.violation(float(final[constraint.metric])))
     try:
-        upload_trial_artifacts(trial, artifact_store(Path(config["artifact_dir"])), result.run_dir, result.final,
-                               state)
+        upload_trial_artifacts(trial, artifact_store(Path(config["artifact_dir"])), result.run_dir, final,
+                               "PRUNED" if pruned else "COMPLETE")
     except OSError as exc:  # the trial's result stands without its pictures
         trial.set_user_attr("artifact_error", str(exc)[:500])
-    if reporter.pruned_by:
+    if pruned:
         trial.set_user_attr("pruned_by", reporter.pruned_by)
         trial.set_user_attr("pruned_epoch", reporter.pruned_epoch)
         study.tell(trial, state=TrialState.PRUNED)
     else:
-        study.tell(trial, float(result.final[space.objective.metric]))
+        study.tell(trial, [float(final[goal.metric]) for goal in space.goals])
+
+
+def _draw_samples(run_dir: Path, device: str) -> float:
+    """Draw and decode ``SAMPLES`` prior samples into the run directory's samples.png; returns the seconds."""
+    start = time.perf_counter()
+    grid = sample_images(run_dir, n=SAMPLES, device=device)
+    seconds = time.perf_counter() - start
+    grid.save(Path(run_dir) / rd.SAMPLES)
+    return seconds
 
 
 def _fail_reason(exc: Exception, config: TrainConfig | None) -> str:
@@ -151,7 +199,7 @@ def _worker_storage(storage) -> optuna.storages.RDBStorage:
 
 
 def _final_attrs(trial: optuna.Trial, metrics: Mapping[str, Any], epochs: int) -> None:
-    """The last epoch's metrics as user attributes, under the trainer's own names (``epochs``: how many ran)."""
+    """The trial's final metrics as user attributes, under the trainer's own names (``epochs``: how many ran)."""
     trial.set_user_attr("epochs", epochs)
     for name, value in metrics.items():
         if name in METRICS and name != "epoch" and value is not None and math.isfinite(value):
