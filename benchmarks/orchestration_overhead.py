@@ -43,18 +43,11 @@ TINY = {
 
 
 def space_for(storage_url: str, root: Path, n_trials: int, epochs: int, study: str) -> SearchSpace:
-    base = {**TINY, "optim": {**TINY["optim"], "epochs": epochs}}
+    """Every trial reports every epoch (no pruner), one at a time like the loop."""
     return validate(SearchSpace, {
-        "study": study,
-        "n_trials": n_trials,
-        "sampler": {"type": "random", "seed": 0},
-        "pruner": {"type": "none"},      # every trial reports every epoch
-        "perplexity": {"floor": 0},
-        "storage": storage_url,
-        "resources": {"cpu": 1, "gpu": 0},
-        "max_concurrent": 1,             # one at a time, like the loop
-        "trial_dir": str(root / "trials"),
-        "base": base,
+        "study": study, "n_trials": n_trials, "sampler": {"type": "random", "seed": 0}, "pruner": {"type": "none"},
+        "perplexity": {"floor": 0}, "storage": storage_url, "resources": {"cpu": 1, "gpu": 0}, "max_concurrent": 1,
+        "trial_dir": str(root / "trials"), "base": {**TINY, "optim": {**TINY["optim"], "epochs": epochs}},
         "space": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
                   "quantizer.beta": {"type": "float", "low": 0.1, "high": 1.0, "log": True}},
     }, "orchestration benchmark space", tags=PARAM_TYPES)

@@ -73,13 +73,12 @@ class Collector(Reporter):
 
     def __init__(self, on_step: Callable[[], None] | None = None) -> None:
         self.info: RunInfo | None = None
-        self.started = time.perf_counter()
         self.step_ends: dict[int, list[float]] = {}
         self.epochs: list[dict] = []
         self._on_step = on_step
 
     def on_start(self, info: RunInfo) -> None:
-        self.info, self.started = info, time.perf_counter()
+        self.info = info
 
     def on_step(self, epoch: int, step: int) -> None:
         self.step_ends.setdefault(epoch, []).append(time.perf_counter())
@@ -87,8 +86,8 @@ class Collector(Reporter):
             self._on_step()
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
-        self.epochs.append({"epoch": epoch, "reported": time.perf_counter(), **{k: float(v) for k, v in
-                                                                                 metrics.items()}})
+        metrics = {k: float(v) for k, v in metrics.items()}
+        self.epochs.append({**metrics, "epoch": epoch, "reported": time.perf_counter()})
         return False
 
 

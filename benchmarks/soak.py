@@ -1,12 +1,8 @@
 """Concurrent writers: several processes report epochs to one study for a while; nothing may be lost.
 
-Each writer process opens the storage the way a search worker does (``open_storage``: SQLite in WAL mode with
-its busy timeout, or PostgreSQL), then, until the time is up, asks the study for a trial and for each epoch
-reports a value and asks the study's pruner (as every epoch of a real trial does), then sets the trial's
-final attributes and tells it COMPLETE; every call it made is written down in its own ledger. Afterwards the
-study is read back and compared with the ledgers: every intermediate value a writer reported must be there
-with its value, every trial it told must be COMPLETE, and no call may have failed ("database is locked" or any
-other error). SQLite first, then PostgreSQL (a throwaway local server).
+Each writer opens the storage as a search worker does and, until the time is up, runs trials of reported
+epochs and pruner questions, writing every call down in its own ledger; afterwards the study is read back and
+compared with the ledgers. SQLite first, then PostgreSQL (a throwaway local server).
 
     python benchmarks/soak.py                        # 8 writers, 60 s per database; exit 1 if anything was lost
     python benchmarks/soak.py --write BENCHMARKS.md  # also record the figures there (`make soak`)

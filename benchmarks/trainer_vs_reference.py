@@ -69,13 +69,9 @@ def main() -> None:
     for repeat in range(args.repeats):
         seed = args.seed + repeat
         for side in SIDES:
-            run = run_vqtune(config, data, seed) if side == "vqtune" else run_reference(config, data, seed,
-                                                                                         WORKERS[side])
+            run = run_vqtune(config, data, seed) if side == "vqtune" else run_reference(config, data, seed, side)
             runs[side].append(run)
-            records.log(f"repeat {repeat + 1}/{args.repeats} {side:20s} (seed {seed}): train "
-                        f"{run['train_images_per_s']:.0f} images/s ({run['step_ms']:.0f} ms/step, "
-                        f"{run['epoch_overhead_ms']:.0f} ms overhead per epoch), eval {run['val_images_per_s']:.0f}"
-                        f" images/s, train recon MSE {run['train_recon_mse']:.5f}, val MSE {run['val_recon_mse']:.5f}")
+            records.log(f"repeat {repeat + 1}/{args.repeats} {side}: {run['train_images_per_s']:.0f} train images/s")
 
     sides = {side: {key: records.summarize([r[key] for r in runs[side]])
                     for key in ("train_images_per_s", "val_images_per_s", "train_recon_mse", "val_recon_mse")}
@@ -139,11 +135,11 @@ def run_vqtune(config: TrainConfig, data: ImageData, seed: int) -> dict:
                        collector.epochs[-1]["val_recon_mse"])
 
 
-def run_reference(config: TrainConfig, data: ImageData, seed: int, num_workers: int) -> dict:
+def run_reference(config: TrainConfig, data: ImageData, seed: int, side: str) -> dict:
     torch.manual_seed(seed)
     model = ref.Model()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
-    train_loader, val_loader = ref.make_loaders(data.train, data.val, config.optim.batch_size, num_workers)
+    train_loader, val_loader = ref.make_loaders(data.train, data.val, config.optim.batch_size, WORKERS[side])
     train_s, val_s, worker_s, step_ends = [], [], [], []
     for epoch in range(config.optim.epochs):
         ends: list[float] = []
@@ -162,7 +158,7 @@ def run_reference(config: TrainConfig, data: ImageData, seed: int, num_workers: 
     images = len(steps) * config.optim.batch_size
     figures = run_figures(images, len(data.val), train_s, val_s, step_ends,
                           statistics.fmean(s["recon_error"] for s in steps), val_mse)
-    if num_workers:
+    if WORKERS[side]:
         figures["worker_cpu_share"] = sum(worker_s) / sum(train_s) / (os.cpu_count() or 1)
     return figures
 
