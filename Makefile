@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-quick soak fashion-mnist clean
+.PHONY: install demo test bench bench-quick soak fashion-mnist gpu-check gpu-wheels clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,18 @@ bench-quick: $(INSTALLED) fashion-mnist
 soak: $(INSTALLED)
 	$(PY) benchmarks/soak.py --write BENCHMARKS.md
 	$(PY) benchmarks/summary.py --write BENCHMARKS.md
+
+# The GPU path in one call (benchmarks/gpu_check.py: GPU tests, throughput against the bf16 peak, fractional GPUs,
+# the prior on CUDA; about 5 minutes). Without CUDA it prints one line and exits 0, writing nothing.
+gpu-check: $(INSTALLED)
+	$(PY) benchmarks/gpu_check.py --write BENCHMARKS.md
+
+# What a GPU machine without network or pydantic needs to run the trainer and gpu-check: wheels for Python 3.12
+# on x86-64 in .whl/ (see the header of benchmarks/gpu_check.py for the commands there).
+GPU_WHEELS := pydantic pydantic_core annotated-types typing-inspection typing_extensions
+gpu-wheels: $(INSTALLED)
+	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps --python-version 3.12 \
+	  --platform manylinux2014_x86_64 -c constraints.txt -d .whl $(GPU_WHEELS)
 
 # Fashion-MNIST for benchmarks: the Debian package dataset-fashion-mnist, installed when apt-get is usable.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz

@@ -18,6 +18,7 @@ from vqtune.models import VQVAE, CodeUsage
 from vqtune.train._bound import bits_per_dim, discretized_gaussian_nats, unigram_code_nats
 from vqtune.train._build import build_model
 from vqtune.train._images import image_grid, to_model_space, to_uint8
+from vqtune.train._placement import place
 from vqtune.train._reporter import Reporter
 
 GRID_IMAGES = 8
@@ -42,9 +43,8 @@ class VQVAEStage:
         self.config = config
         self.device = device
         self.cuda = device.type == "cuda"
-        self.train_u8, self.val_u8 = data.train, data.val
-        if self.cuda:  # the whole dataset lives on the GPU as uint8: no host-to-device copy per step
-            self.train_u8, self.val_u8 = self.train_u8.to(device), self.val_u8.to(device)
+        # On the GPU as uint8 when it fits (no host-to-device copy per step), else pinned in host memory.
+        self.train_u8, self.val_u8 = place([data.train, data.val], device)
         self.data = data.description
         torch.manual_seed(config.seed)
         self.model = build_model(config, in_channels=self.train_u8.shape[1]).to(
@@ -66,12 +66,12 @@ class VQVAEStage:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(self.train_u8), device=self.device)
+        order = torch.randperm(len(self.train_u8), device=self.train_u8.device)
         sums = torch.zeros(3, device=self.device)  # recon MSE, commitment, total loss: summed over steps
         clamped_sse = torch.zeros((), dtype=torch.float64, device=self.device)  # for the decoder's sigma
         self.train_usage = CodeUsage(model.quantizer.codebook_size, device=self.device)  # for the unigram prior
         for step in range(self.steps):
-            x = to_model_space(self.train_u8[order[step * batch_size : (step + 1) * batch_size]])
+            x = to_model_space(self.train_u8[order[step * batch_size : (step + 1) * batch_size]].to(self.device))
             with autocast:
                 out = model(x)
             recon = F.mse_loss(out.reconstruction.float(), x)
@@ -119,7 +119,7 @@ class VQVAEStage:
         # Spread over the split: neighbouring val images are often crops of the same photo.
         val = self.val_u8
         picks = torch.linspace(0, len(val) - 1, min(GRID_IMAGES, len(val)), device=val.device).long()
-        save_reconstructions(self.model, val[picks], run_dir / rd.RECONSTRUCTIONS)
+        save_reconstructions(self.model, val[picks].to(self.device), run_dir / rd.RECONSTRUCTIONS)
         rd.write_code_usage(run_dir, self.usage.counts.cpu().long().tolist())
 
 
@@ -133,14 +133,14 @@ def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: f
     ``usage``, when given, must be empty; it is filled with the code counts of the whole split.
     """
     model.eval()
-    device = images_u8.device
+    device = next(model.parameters()).device  # the images may be pinned in host memory (see _placement.py)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     usage = usage if usage is not None else CodeUsage(model.quantizer.codebook_size, device=device)
     sse = torch.zeros((), dtype=torch.float64, device=device)
     nats = torch.zeros((), dtype=torch.float64, device=device)
     t0 = time.perf_counter()
     for start in range(0, len(images_u8), batch_size):
-        batch = images_u8[start : start + batch_size]
+        batch = images_u8[start : start + batch_size].to(device)
         x = to_model_space(batch)
         with autocast:
             out = model(x)
