@@ -329,6 +329,15 @@ CASES = [
     pytest.param(run(set_("constraints", ["rate_bits <= 4096", "sample_seconds <= 30"])),
                  ["space.yaml: constraints.1: sample_seconds <= 30 bounds sample_seconds, which the trials of this "
                   "search never report"], id="constraint-on-a-metric-the-stage-never-reports"),
+    # --- places that cannot be written: refused before Ray starts or a study is made
+    pytest.param(lambda ctx: ((ctx.tmp / "blocked").write_text("a file"),
+                              run(set_("trial_dir", str(ctx.tmp / "blocked" / "trials")))(ctx))[1],
+                 ["trial_dir: {tmp}/blocked/trials cannot be a directory ({tmp}/blocked is a file)",
+                  "choose a place you can write"], id="trial-dir-unwritable"),
+    pytest.param(lambda ctx: ((ctx.tmp / "blocked").write_text("a file"),
+                              run(set_("storage", f"sqlite:///{ctx.tmp / 'blocked' / 'study.db'}"))(ctx))[1],
+                 ["storage sqlite:///{tmp}/blocked/study.db: {tmp}/blocked cannot be a directory",
+                  "--storage sqlite:///DIR/vqtune.db"], id="study-dir-unwritable"),
     # --- storage
     pytest.param(run(None, "--storage", "studies.db"),
                  ["storage 'studies.db': not a database URL", "use e.g. sqlite:///studies/vqtune.db"],

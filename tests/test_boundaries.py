@@ -13,7 +13,6 @@ from vqtune.tune import run_study
 READ_ONLY = textwrap.dedent("""
     import json, sys
     from unittest import mock
-    import optuna_dashboard
     from vqtune.cli import main
 
     storage, out = sys.argv[1], sys.argv[2]
@@ -23,7 +22,16 @@ READ_ONLY = textwrap.dedent("""
         "export": main(["export", "--study", "tiny", "--storage", storage, "-o", out + "/best.yaml"]),
         "report": main(["report", "tiny", "--storage", storage, "-o", out + "/report.html"]),
     }
-    with mock.patch.object(optuna_dashboard, "run_server", lambda *args, **kwargs: None):
+    class NotServed:  # wsgiref's server, binding nothing
+        def __init__(self, host, port, *args):
+            self.server_port = port
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            return None
+        def serve_forever(self):
+            return None
+    with mock.patch("vqtune.dashboard.make_server", NotServed):
         codes["dashboard"] = main(["dashboard", "--storage", storage])
     loaded = [name for name in sys.modules if name.split(".")[0] in ("ray", "torch")]
     print(json.dumps({"codes": codes, "loaded": loaded}))

@@ -24,13 +24,18 @@ def test_compose_file_validates_with_the_example_env():
     services = config["services"]
     assert set(services) == {"postgres", "dashboard", "ray-head", "ray-worker", "vqtune"}
     assert services["postgres"]["healthcheck"]["test"]
-    assert "--artifact-dir=/artifacts" in services["dashboard"]["command"]
+    dashboard = services["dashboard"]  # vqtune's own, behind a token, the password in its environment only
+    assert dashboard["command"][0] == "dashboard" and "--artifact-dir=/artifacts" in dashboard["command"]
+    assert "--allow-writes" not in dashboard["command"] and "VQTUNE_STORAGE" in dashboard["environment"]
     assert services["dashboard"]["ports"][0].startswith("127.0.0.1:")  # loopback of the host only
     worker = services["ray-worker"]
     assert worker["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
     assert "container_name" not in worker and "ports" not in worker  # --scale needs both absent
     assert worker["shm_size"]
     assert "postgres-data" in config["volumes"]
+    vqtune = services["vqtune"]  # the password reaches it through the environment, not its command line
+    assert vqtune["environment"]["VQTUNE_STORAGE"].startswith("postgresql+psycopg2://vqtune:change-me@")
+    assert not any("change-me" in part for part in vqtune["command"])
 
 
 def test_a_missing_password_is_refused(tmp_path):

@@ -54,8 +54,6 @@ def one_line(err: str) -> str:
 
 def test_storage_password_is_masked_everywhere(ray_session, fresh_postgres_db, tmp_path, capsys, caplog,
                                                monkeypatch):
-    import optuna_dashboard
-
     password = make_url(fresh_postgres_db).password
     masked = make_url(fresh_postgres_db).render_as_string(hide_password=True)
     assert password and "***" in masked
@@ -77,7 +75,7 @@ def test_storage_password_is_masked_everywhere(ray_session, fresh_postgres_db, t
     assert "wrote best.yaml" in cli("export", "--study", "safe", *url, "-o", "best.yaml")
     assert "wrote report.html, trials.csv" in cli("report", "safe", *url, "-o", "report.html", "--csv", "trials.csv")
     served = []
-    monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, **kwargs: served.append(kwargs))
+    monkeypatch.setattr("vqtune.dashboard.make_server", lambda *args: NotServed(*args, served=served))
     assert f"storage {masked}" in cli("dashboard", *url)
     assert served
     # errors name the storage too: an unknown study, and a wrong password (that one is not shown either)
@@ -113,25 +111,45 @@ def test_storage_password_is_masked_everywhere(ray_session, fresh_postgres_db, t
 # ---------------------------------------------------------------------------------- (b) dashboard on loopback
 
 
+class NotServed:
+    """Stands in for wsgiref's server: records the address and the app, binds nothing and returns at once."""
+
+    def __init__(self, host, port, app, *classes, served):
+        self.server_port = port
+        served.append((host, port, app))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def serve_forever(self):
+        return None
+
+
 def test_dashboard_binds_loopback_unless_told(tmp_path, capsys, monkeypatch):
     import optuna_dashboard
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     optuna.create_study(study_name="seen", storage=url)
-    served = []
-    monkeypatch.setattr(optuna_dashboard, "run_server",
-                        lambda storage, **kwargs: served.append((storage.get_all_studies()[0].study_name, kwargs)))
+    apps, served = [], []
+    wsgi = optuna_dashboard.wsgi
+    monkeypatch.setattr(optuna_dashboard, "wsgi", lambda storage, **kwargs: apps.append(
+        (storage.get_all_studies()[0].study_name, kwargs)) or wsgi(storage, **kwargs))
+    monkeypatch.setattr("vqtune.dashboard.make_server", lambda *args: NotServed(*args, served=served))
 
     assert main(["dashboard", "--storage", url]) == 0
-    name, kwargs = served.pop()
-    assert name == "seen" and (kwargs["host"], kwargs["port"]) == ("127.0.0.1", 8080)
+    (name, kwargs), (host, port, app) = apps.pop(), served.pop()
+    assert name == "seen" and (host, port) == ("127.0.0.1", 8080)
     assert kwargs["artifact_store"].root == tmp_path / "artifacts"
-    assert "http://127.0.0.1:8080/" in capsys.readouterr().out
+    assert app.hosts == {"127.0.0.1", "localhost"} and not app.allow_writes  # the Host check, read-only
+    assert "http://127.0.0.1:8080/?token=" in capsys.readouterr().out
 
     assert main(["dashboard", "--storage", url, "--host", "0.0.0.0", "--port", "8123"]) == 0
-    _, kwargs = served.pop()
-    assert (kwargs["host"], kwargs["port"]) == ("0.0.0.0", 8123)
-    assert "http://0.0.0.0:8123/" in capsys.readouterr().out
+    host, port, app = served.pop()
+    assert (host, port) == ("0.0.0.0", 8123)
+    assert "http://0.0.0.0:8123/?token=" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------- (c) YAML is safe-loaded

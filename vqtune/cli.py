@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -12,12 +13,19 @@ from rich.console import Console
 
 from vqtune import __version__
 from vqtune.config import DEFAULT_STORAGE, Storage
+
+# Where a storage URL comes from when --storage is not given (and, for vqtune run, the file names none): an
+# environment variable keeps a PostgreSQL password out of command lines (ps, docker-compose's commands).
+STORAGE_ENV = "VQTUNE_STORAGE"
+STORAGE_HELP = f"study database (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})"
 from vqtune.errors import VqtuneError
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command != "run" and getattr(args, "storage", "") is None:
+        args.storage = os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
     _configure_logging(args.debug)
     try:
         return args.func(args) or 0
@@ -66,8 +74,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="search hyperparameters: Ray Tune trials over an Optuna search space")
     run.add_argument("space", type=Path, help="search-space YAML, e.g. search_spaces/quick.yaml")
-    run.add_argument("--storage", metavar="URL", help="study database (default: the file's storage, "
-                     "sqlite:///studies/vqtune.db)")
+    run.add_argument("--storage", metavar="URL", help="study database (default: the file's storage, else "
+                     f"${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     run.add_argument("--study", metavar="NAME", help="study name (default: the file's)")
     run.add_argument("--n-trials", type=int, metavar="N", help="finished trials to reach (default: the file's)")
     run.add_argument("--address", metavar="RAY_ADDRESS", help="an existing Ray cluster: auto, HOST:PORT or "
@@ -81,27 +89,34 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a trial of a study (the best by default) as a train config")
     export.add_argument("--study", required=True, metavar="NAME")
-    export.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    export.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     export.add_argument("--trial", type=int, metavar="N", help="trial number (default: the best complete trial)")
     export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     export.set_defaults(func=_export)
 
     studies = commands.add_parser("studies", help="list the studies of a storage")
-    studies.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    studies.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     studies.set_defaults(func=_studies)
 
     dashboard = commands.add_parser("dashboard", help="optuna-dashboard on a storage, with the trials' artifacts")
-    dashboard.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    dashboard.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine "
                            "only; 0.0.0.0 opens it to the network)")
     dashboard.add_argument("--port", type=int, default=8080)
     dashboard.add_argument("--artifact-dir", type=Path, help="default: artifacts/ next to a SQLite database, "
                            "else studies/artifacts")
+    dashboard.add_argument("--token", help="the secret the URL must carry (default: $VQTUNE_DASHBOARD_TOKEN, else a "
+                           "random one each start; other users can read a command line, not the environment)")
+    dashboard.add_argument("--allow-host", dest="allowed_hosts", action="append", default=[], metavar="NAME",
+                           help="accept requests for NAME too, e.g. this machine's name with --host 0.0.0.0 "
+                           "(repeatable; default: only the bound address, localhost and 127.0.0.1)")
+    dashboard.add_argument("--allow-writes", action="store_true", help="let the dashboard change studies: delete, "
+                           "rename, tell, notes (default: read-only)")
     dashboard.set_defaults(func=_dashboard)
 
     report = commands.add_parser("report", help="write a self-contained HTML report of a study (and its table)")
     report.add_argument("study", metavar="STUDY")
-    report.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    report.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     report.add_argument("-o", "--output", type=Path, required=True, metavar="HTML")
     report.add_argument("--csv", type=Path, metavar="FILE", help="also write the trials table as CSV")
     report.add_argument("--parquet", type=Path, metavar="FILE", help="also write the trials table as Parquet")
@@ -111,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 
     trials = commands.add_parser("trials", help="list the trials of a study")
     trials.add_argument("study", metavar="NAME")
-    trials.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL", help=f"default: {DEFAULT_STORAGE}")
+    trials.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     trials.set_defaults(func=_trials)
     return parser
 
@@ -122,11 +137,17 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials}
     space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
+    if args.storage is None and "storage" not in space.model_fields_set and os.environ.get(STORAGE_ENV):
+        space = space.model_copy(update={"storage": space.storage.model_copy(update={"url": os.environ[STORAGE_ENV]})})
     console = Console(stderr=True, soft_wrap=True)  # URLs and commands stay whole, to copy and paste
     result = run_study(space, space_file=args.space, address=args.address, allow_sqlite=args.allow_sqlite,
                        verbose=args.verbose, console=console)
     counts = {state.name.lower(): n for state, n in result.counts.items() if n}
     console.print(f"study {space.study} in {result.storage_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if result.interrupted:
+        console.print("interrupted: the trials in flight were stopped and queued again; the same command "
+                      "continues the search")
+        return 130
     if not result.pareto:
         console.print(f"no trial completed (within the constraints); see `vqtune trials {space.study}`")
         return 0 if counts.get("pruned") or counts.get("complete") else 1
@@ -142,7 +163,8 @@ def _run(args: argparse.Namespace) -> int:
         for key, value in result.best.params.items():
             console.print(f"  {key}: {value}")
     pick = "" if not space.is_multi_objective else f" --trial {result.pareto[0].number}"
-    storage = "" if space.storage.url == DEFAULT_STORAGE else f" --storage '{result.storage_url}'"
+    implied = (DEFAULT_STORAGE, os.environ.get(STORAGE_ENV))  # what the next commands find without --storage
+    storage = "" if space.storage.url in implied else f" --storage '{result.storage_url}'"
     console.print(
         "next:\n"
         f"  vqtune trials {space.study}{storage}\n"
@@ -207,7 +229,8 @@ def _report(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from vqtune.dashboard import serve
 
-    serve(args.storage, host=args.host, port=args.port, artifact_dir=args.artifact_dir,
+    serve(args.storage, host=args.host, port=args.port, artifact_dir=args.artifact_dir, token=args.token,
+          allowed_hosts=args.allowed_hosts, allow_writes=args.allow_writes,
           announce=lambda line: print(line, flush=True))
     return 0
 
@@ -274,13 +297,11 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(debug: bool) -> None:
-    from rich.logging import RichHandler
-
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(show_time=False, show_path=debug)],
-    )
+    # One line per message on stderr, like vqtune's errors: stdout holds only what a command was asked to print.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vqtune: %(levelname)s: %(message)s" if not debug else
+                                           "vqtune: %(levelname)s: %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
 
 
 if __name__ == "__main__":

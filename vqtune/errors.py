@@ -38,3 +38,7 @@ class StudyError(VqtuneError):
 
 class ArtifactError(VqtuneError):
     """An artifact id that names a file outside the artifact store."""
+
+
+class DashboardError(VqtuneError):
+    """The dashboard cannot start as asked (an empty token, a port already in use)."""

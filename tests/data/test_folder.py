@@ -151,3 +151,20 @@ def test_folder_without_readable_images_is_named(tmp_path):
         (broken / name).write_bytes(b"\x00" * 100)
     with pytest.raises(DataError, match=f"no readable image under {broken} .skipped 2 unreadable"):
         load_images(folder(broken, tmp_path))
+
+
+def test_the_warning_about_skipped_files_goes_to_stderr(photo_dir, tmp_path):
+    import subprocess
+    import sys
+
+    (photo_dir / "noise.jpg").write_bytes(bytes(range(256)) * 12)
+    settings = ["data.source=folder", f"data.path={photo_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+                "data.resolution=16", "data.crops_per_image=8", "model.hidden=8", "model.residual_hidden=4",
+                "model.embedding_dim=4", "model.codebook_size=16", "optim.epochs=1", "device=cpu",
+                f"run_dir={tmp_path / 'run'}"]
+    done = subprocess.run([sys.executable, "-m", "vqtune.cli", "train", *(a for s in settings for a in ("--set", s))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "unreadable" in line]  # one line
+    assert line.startswith("vqtune: WARNING: skipped 1 unreadable files under") and "noise.jpg" in line
+    assert "unreadable" not in done.stdout

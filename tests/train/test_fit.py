@@ -150,6 +150,11 @@ def test_truncated_or_foreign_checkpoints_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
 
+    path.write_bytes(bytes(range(256)) * 12)  # random bytes: damaged, not hostile
+    with pytest.raises(CheckpointError, match="not a readable vqtune checkpoint") as caught:
+        load_checkpoint(path)
+    assert "run code" not in str(caught.value)
+
 
 def test_checkpoints_hold_no_code(tmp_path):
     """A checkpoint that would run code on load is refused (weights_only)."""

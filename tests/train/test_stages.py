@@ -85,7 +85,7 @@ def test_a_stopped_prior_resumes_to_the_result_of_an_uninterrupted_run(both, tmp
     recorder = Recorder()
     resumed = fit(both, recorder, resume=True)
     assert resumed.run_dir == stopped.run_dir
-    assert recorder.epochs == [4, 5]  # stage 1 was done: nothing of it runs again
+    assert recorder.epochs == [3, 4, 5]  # the stopped epoch reported again, then the rest; stage 1 not again
     whole = fit(both.model_copy(update={"run_dir": tmp_path / "whole"}))
     assert _deterministic(resumed.history) == _deterministic(whole.history)
 
@@ -143,3 +143,37 @@ def test_vqtune_train_with_a_prior_resumes_stage_2_after_a_kill(tmp_path, capsys
     for name in ("metrics.jsonl", "prior_metrics.jsonl"):
         for killed, whole in zip(lines(killed_run, name), lines(whole_run, name), strict=True):
             assert killed == pytest.approx(whole, rel=1e-5), name
+
+
+class KilledAfterCheckpoint(Exception):
+    pass
+
+
+class DiesInReport(Recorder):
+    """Dies inside the report of ``epoch``: after its checkpoint was written, before anyone heard of it."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.die_at = epoch
+
+    def report(self, epoch, metrics):
+        if epoch == self.die_at:
+            raise KilledAfterCheckpoint
+        return super().report(epoch, metrics)
+
+
+@pytest.mark.parametrize("die_at", [2, STAGE1 + 1])
+def test_a_resumed_run_reports_its_last_finished_epoch_again(both, die_at):
+    with pytest.raises(KilledAfterCheckpoint):
+        fit(both, DiesInReport(die_at))
+    recorder = Recorder()
+    fit(both, recorder, resume=True)
+    # the epoch whose report was lost comes first, then the rest, each once
+    assert recorder.epochs == list(range(die_at, STAGE1 + STAGE2 + 1))
+
+
+def test_a_reporter_that_stops_on_the_reported_again_epoch_stops_the_resumed_run(both):
+    with pytest.raises(KilledAfterCheckpoint):
+        fit(both, DiesInReport(2))
+    resumed = fit(both, Recorder(stop_at=2), resume=True)
+    assert resumed.stopped_early and [h["epoch"] for h in resumed.history] == [1, 2]

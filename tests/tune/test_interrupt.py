@@ -47,7 +47,8 @@ def test_interrupted_search_resumes_without_duplicates(tmp_path):
     while time.time() < deadline and not _an_epoch_was_reported(db):
         time.sleep(0.5)
     driver.send_signal(signal.SIGINT)
-    driver.wait(timeout=120)
+    assert driver.wait(timeout=120) == 130  # interrupted, not a normal end
+    assert "interrupted" in driver.stderr.read().decode().splitlines()[-1]
 
     study = optuna.load_study(study_name="interrupted", storage=f"sqlite:///{db}")
     interrupted = study.get_trials(states=(TrialState.FAIL,))

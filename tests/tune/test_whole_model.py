@@ -2,6 +2,7 @@
 pruning rule, constraints, and what users see of them (trials table, export, dashboard)."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -117,19 +118,25 @@ def test_a_two_objective_search_prunes_and_shows_its_pareto_front(ray_session, t
     # optuna-dashboard, asked as its web page asks, shows the same front under the metric names
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "vqtune.cli", "dashboard", "--storage", url, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "VQTUNE_DASHBOARD_TOKEN": "front"})
+
+    def get(path: str, timeout: float):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": "Token front"})
+        return urllib.request.urlopen(request, timeout=timeout)
+
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as response:
+                with get("/api/studies", timeout=2) as response:
                     summaries = json.load(response)["study_summaries"]
                 break
             except OSError:
                 assert time.monotonic() < deadline, "the dashboard did not start"
                 time.sleep(0.5)
         study_id = next(s["study_id"] for s in summaries if s["study_name"] == name)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=10) as response:
+        with get(f"/api/studies/{study_id}", timeout=10) as response:
             detail = json.load(response)
     finally:
         server.terminate()

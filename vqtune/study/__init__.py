@@ -6,7 +6,7 @@ needs this package and Optuna, never Ray; ``vqtune.tune`` builds the search on i
 
 from vqtune.study._artifacts import ArtifactStore, artifact_store, default_artifact_dir
 from vqtune.study._export import export_config, trial_train_config
-from vqtune.study._sampling import ParetoRule, build_pruner, build_sampler, grid_of
+from vqtune.study._sampling import ParetoRule, build_pruner, build_sampler, grid_of, grid_points
 from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage
 from vqtune.study._study import (
     FINISHED_STATES,
@@ -41,6 +41,7 @@ __all__ = [
     "fail_stale_trials",
     "goal_metrics",
     "grid_of",
+    "grid_points",
     "is_sqlite",
     "load_existing",
     "mask",

@@ -91,9 +91,19 @@ def check_storage(storage: Storage) -> None:
 
 def requeue_once(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Queue again the parameters of a trial whose run died, once. Unlike Optuna's retry callback, the new
-    trial starts clean: none of the dead trial's attributes (its fail reason, epochs, worker) but ``retry_of``."""
-    if "retry_of" not in trial.user_attrs:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    trial starts clean: none of the dead trial's attributes (its fail reason, epochs, worker) but ``retry_of``.
+
+    Once: a retry that ran and died too is not queued again. A trial that never drew its parameters (its driver
+    died right after ``ask``) never ran: a fresh one has nothing to keep, a retry taken from the queue passes on
+    the parameters it was queued with. A trial whose retry is queued already (its driver queued it, then died
+    before failing the trial) is not queued twice.
+    """
+    params = trial.params or trial.system_attrs.get("fixed_params") or {}
+    if not params or (trial.params and "retry_of" in trial.user_attrs):
+        return
+    if any(t.user_attrs.get("retry_of") == trial.number for t in study.get_trials(deepcopy=False)):
+        return
+    study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
 
 
 def _parse(url: str) -> URL:

@@ -3,19 +3,22 @@ what a study holds (trials by state, the best trial)."""
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import json
 import logging
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Optional
 
 import optuna
+import sqlalchemy
+from optuna.trial import TrialState
 
 from vqtune import __version__
 from vqtune.config import SearchSpace
 from vqtune.errors import StudyError
-from vqtune.study._sampling import build_pruner, build_sampler
+from vqtune.study._sampling import build_pruner, build_sampler, study_sampler
 from vqtune.study._storage import check_storage, mask
 
 log = logging.getLogger("vqtune.tune")
@@ -43,14 +46,10 @@ def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_f
     are left alone.
     """
     directions = [goal.direction for goal in space.goals]
-    try:
-        trials_so_far = len(storage.get_all_trials(storage.get_study_id_from_name(space.study), deepcopy=False))
-    except KeyError:  # a new study
-        trials_so_far = 0
     study = optuna.create_study(
         study_name=space.study,
         storage=storage,
-        sampler=build_sampler(space, trials_so_far),
+        sampler=study_sampler(space),
         pruner=build_pruner(space),
         directions=directions,
         load_if_exists=True,
@@ -82,22 +81,57 @@ def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_f
 
 
 def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
-    """Fail the RUNNING trials whose run stopped beating (Optuna's rule), each with its reason; Optuna's retry
-    callback then queues its parameters again. Returns their numbers."""
+    """Fail the RUNNING trials whose run died, each with its reason, and queue each one's parameters again
+    (the storage's stale-trial callback, :func:`requeue_once`, as Optuna's ``fail_stale_trials`` would).
+    Returns their numbers.
+
+    A trial is stale when its last heartbeat is over ``grace_period`` s old (Optuna's rule), or when it has no
+    heartbeat at all and started over ``grace_period`` s ago: its driver died between ``ask`` and its first
+    heartbeat (a fresh trial, or a retry taken from the queue). Optuna's rule skips such a trial, and a search
+    would wait for it for ever.
+    """
     storage = study._storage
-    stale = storage._get_stale_trial_ids(study._study_id)
+    stale = {trial_id: f"its search stopped (no heartbeat for over {grace_period:g} s); its parameters were "
+                       "queued again" for trial_id in storage._get_stale_trial_ids(study._study_id)}
+    for trial_id in _never_beat(study, grace_period):
+        stale[trial_id] = (f"its search stopped before the trial's first heartbeat (started over {grace_period:g} s "
+                           "ago); any parameters it was given were queued again")
+    requeue = storage.get_heartbeat_stale_trial_callback()
     numbers = []
-    for trial_id in stale:
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # ended meanwhile
-            storage.set_trial_user_attr(
-                trial_id, "fail_reason",
-                f"its search stopped (no heartbeat for over {grace_period:g} s); its parameters were queued again")
-            numbers.append(storage.get_trial(trial_id).number)
-    if stale:
-        with warnings.catch_warnings():  # experimental in Optuna; vqtune relies on it on purpose
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+    for trial_id, reason in stale.items():
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # ended meanwhile, or failed by another run
+            continue
+        trial = copy.deepcopy(storage.get_trial(trial_id))
+        numbers.append(trial.number)
+        if requeue is not None:
+            requeue(study, trial)
     return numbers
+
+
+def _never_beat(study: optuna.Study, grace_period: float) -> list[int]:
+    """Storage ids of the RUNNING trials of ``study`` that have no heartbeat and started over ``grace_period``
+    s ago. A live driver records a trial's first heartbeat right after ``ask`` (some 40 ms)."""
+    storage = getattr(study._storage, "_backend", study._storage)  # create_study wraps it in a cache
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return []
+    running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    # Optuna's storage API reads a heartbeat only inside its own stale-trial query, which skips the trials that
+    # have none, so the heartbeat table (Optuna's schema) is read directly, after the trials: a trial asked in
+    # between is too young to count.
+    with storage.engine.connect() as connection:
+        beating = set(connection.execute(
+            sqlalchemy.text("SELECT h.trial_id FROM trial_heartbeats h JOIN trials t ON t.trial_id = h.trial_id "
+                            "WHERE t.study_id = :study_id"),
+            {"study_id": study._study_id},
+        ).scalars())
+    # Optuna stamps datetime_start with the local clock of the process that asked (naive datetime.now()).
+    started_before = datetime.now() - timedelta(seconds=grace_period)
+    return [t._trial_id for t in running
+            if t._trial_id not in beating and t.datetime_start is not None and t.datetime_start < started_before]
 
 
 def goal_metrics(recorded: dict) -> list[str]:

@@ -47,9 +47,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
-        if isinstance(exc, pickle.UnpicklingError) and "weights only load failed" in str(exc).lower():
-            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-            what = f"it would call {found.group(1)}" if found else "objects other than tensors and plain values"
+        # A pickle that names a global (a function or class to call) asks to run code; any other refusal of
+        # the weights-only unpickler (an unknown opcode, say) is a damaged or foreign file.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and found:
+            what = f"it would call {found.group(1)}"
             raise CheckpointError(
                 f"{path}: refused to load: the file asks to run code ({what}); vqtune loads checkpoints with "
                 "weights_only=True and runs no code from them: use a checkpoint written by vqtune"

@@ -44,10 +44,11 @@ class Stage(Protocol):
 
 
 def run_epochs(stage: Stage, config: TrainConfig, reporter: Reporter, run_dir: Path, device: torch.device,
-               first: int, last: int, resume: bool) -> tuple[list[dict], bool]:
+               first: int, last: int, resume: bool, report_again: bool = True) -> tuple[list[dict], bool]:
     """Train ``stage`` for epochs ``first``..``last``; returns every epoch's metrics and whether the reporter
     asked to stop. With ``resume`` and the stage's last checkpoint in ``run_dir``, training continues after the
-    epoch it holds, and ends where an uninterrupted run would have."""
+    epoch it holds (reported again first, unless ``report_again`` is False: a later stage has begun, so it was
+    heard), and ends where an uninterrupted run would have."""
     history: list[dict] = []
     start = first
     last_path, best_path = run_dir / stage.files.last, run_dir / stage.files.best
@@ -70,6 +71,10 @@ def run_epochs(stage: Stage, config: TrainConfig, reporter: Reporter, run_dir: P
 
     reporter.on_start(RunInfo(run_dir, str(device), stage.data, sum(p.numel() for p in stage.model.parameters()),
                               start, last, stage.steps, stage.name))
+    # On resume the last finished epoch is reported again: a kill between its checkpoint and its report would
+    # otherwise lose it, and the reporter decides on it what it would have decided (a prune, say).
+    if history and report_again and reporter.report(int(history[-1]["epoch"]), history[-1]):
+        return history, True
     best = min((h[stage.selects] for h in history), default=math.inf)
     lower = f"lower {stage.section}.lr (now {getattr(config, stage.section).lr})"
     for epoch in range(start, last + 1):

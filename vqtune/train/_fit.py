@@ -67,7 +67,7 @@ def fit(
     result = FitResult(Path(config.run_dir))
     run_dir = None  # made once the first stage's inputs have loaded: bad data leaves no empty run directory
     first = 1
-    for name in config.stages:
+    for i, name in enumerate(config.stages):
         if name == "vqvae":
             stage = VQVAEStage(config, data if data is not None else load_images(config.data), device)
             last = config.optim.epochs
@@ -76,7 +76,9 @@ def fit(
             last = first + config.prior.epochs - 1
         run_dir = run_dir or rd.open_run_dir(config.run_dir, resume)
         result.run_dir = run_dir
-        history, stopped = run_epochs(stage, config, reporter, run_dir, device, first, last, resume)
+        begun_later = any((run_dir / rd.STAGES[later].last).exists() for later in config.stages[i + 1:])
+        history, stopped = run_epochs(stage, config, reporter, run_dir, device, first, last, resume,
+                                      report_again=not begun_later)
         stage.finish(run_dir)
         result.models[name] = stage.model
         result.stage_history[name] = history

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from vqtune.study import (
     check_search,
     count_states,
     default_artifact_dir,
-    grid_of,
     is_sqlite,
     mask,
     open_storage,
@@ -44,6 +42,7 @@ class SearchResult:
     counts: dict
     best: Optional[optuna.trial.FrozenTrial]  # a single-objective study's best feasible trial
     pareto: list[optuna.trial.FrozenTrial]  # the best trial, or a multi-objective study's Pareto-optimal ones
+    interrupted: bool = False  # stopped (Ctrl-C) before n_trials finished; the same command continues it
 
 
 def run_study(
@@ -65,6 +64,7 @@ def run_study(
     console = console or Console(stderr=True)
     check_search(space)  # storage reachable, sampler and pruner options valid: before Ray starts or a study is made
     space = _absolute_paths(space)
+    _check_writable(space)
     # A dataset or checkpoint that cannot load fails here, before anything is written to a study; a folder
     # source is decoded (a prior search's codes encoded) once into its cache, which the trials then read.
     if space.base.stages[0] == "prior":
@@ -97,10 +97,8 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
 
     study = open_study(space, storage, space_file)
     trial_root = space.trial_dir / space.study
-    n_trials = space.n_trials
-    if space.sampler.type == "grid":  # past the last grid point the grid sampler would repeat points
-        n_trials = min(n_trials, math.prod(len(values) for values in grid_of(space).values()))
-    searcher = StudySearcher(study, storage, space, n_trials, trial_root, artifact_dir_of(space))
+    searcher = StudySearcher(study, storage, space, space.n_trials, trial_root, artifact_dir_of(space))
+    n_trials = searcher.n_trials  # a grid search ends with its last distinct point
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, space=space, study_name=space.study),
         {"cpu": cpu, "gpu": gpu},
@@ -128,7 +126,12 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
             tuner.fit()
         finally:
             searcher.close()
-    return SearchResult(study, mask(space.storage.url), count_states(study), best_trial(study), best_trials(study))
+    counts = count_states(study)
+    # Ray Tune takes Ctrl-C itself and returns from fit: a search short of n_trials that did not stop for its
+    # failures was interrupted.
+    finished = counts[optuna.trial.TrialState.COMPLETE] + counts[optuna.trial.TrialState.PRUNED]
+    interrupted = finished < n_trials and searcher.failures < searcher.max_failures
+    return SearchResult(study, mask(space.storage.url), counts, best_trial(study), best_trials(study), interrupted)
 
 
 def artifact_dir_of(space: SearchSpace) -> Path:
@@ -136,6 +139,32 @@ def artifact_dir_of(space: SearchSpace) -> Path:
     if space.artifact_dir is not None:
         return space.artifact_dir.resolve()
     return default_artifact_dir(space.storage.url)
+
+
+def _check_writable(space: SearchSpace) -> None:
+    """Refuse, before Ray starts or a study is made, a search whose files could not be written: the SQLite
+    database's directory, the trials' run directories, the artifact store."""
+    places = [("trial_dir", space.trial_dir, "--set trial_dir=DIR"),
+              ("artifact_dir", artifact_dir_of(space), "--set artifact_dir=DIR")]
+    if is_sqlite(space.storage.url):
+        database = Path(make_url(space.storage.url).database)
+        places.insert(0, (f"storage {mask(space.storage.url)}", database.parent, "--storage sqlite:///DIR/vqtune.db"))
+    for key, path, fix in places:
+        problem = unwritable(path)
+        if problem:
+            raise ConfigError(f"{key}: {path} {problem}; choose a place you can write ({fix})")
+
+
+def unwritable(path: Path) -> Optional[str]:
+    """Why a directory could not be created or written at ``path`` (None: it could), without writing anything."""
+    existing = Path(path)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot be a directory ({existing} is a file)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "is not writable" if existing == Path(path) else f"cannot be created ({existing} is not writable)"
+    return None
 
 
 def _trial_resources(space: SearchSpace, ray) -> tuple[float, float]:

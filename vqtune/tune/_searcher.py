@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from vqtune.config import SearchSpace
-from vqtune.study import FINISHED_STATES, count_states, fail_stale_trials, suggest
+from vqtune.study import FINISHED_STATES, count_states, fail_stale_trials, grid_points, suggest
 
 log = logging.getLogger("vqtune.tune")
 
@@ -38,6 +38,8 @@ class StudySearcher(Searcher):
         self.storage = storage
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.space = space
+        if space.sampler.type == "grid":  # one trial per distinct point: no point is run twice
+            n_trials = min(n_trials, len(grid_points(space)))
         self.n_trials = n_trials
         self.trial_root = trial_root
         self.artifact_dir = artifact_dir
@@ -114,10 +116,29 @@ class StudySearcher(Searcher):
             self.in_flight.clear()
         for optuna_id in left:
             frozen = self.storage.get_trial(optuna_id)
-            if frozen.state == TrialState.RUNNING:
+            if frozen.state != TrialState.RUNNING:
+                continue
+            # Queued before it is failed: a driver that dies in between leaves the trial RUNNING, to be failed
+            # as stale by the next run, which finds its retry queued (requeue_once); the other order could
+            # leave it FAIL with its parameters queued nowhere.
+            try:
                 self.storage.set_trial_user_attr(optuna_id, "fail_reason", "the search was interrupted")
-                self.study.tell(frozen.number, state=TrialState.FAIL)
-                self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # its worker told it meanwhile
+            self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
+            try:
+                told = self.study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                told = self.storage.get_trial(optuna_id)
+            if told.state != TrialState.FAIL:  # its worker told it meanwhile: the retry would run it twice
+                self._withdraw_retry_of(frozen.number)
+
+    def _withdraw_retry_of(self, number: int) -> None:
+        for waiting in self.storage.get_all_trials(self.study_id, states=(TrialState.WAITING,)):
+            if waiting.user_attrs.get("retry_of") == number:
+                self.storage.set_trial_user_attr(waiting._trial_id, "fail_reason",
+                                                 f"not needed: trial {number} finished after all")
+                self.storage.set_trial_state_values(waiting._trial_id, TrialState.FAIL)
 
     def _beat(self) -> None:
         """Beat for this run's trials; fail (and so requeue) trials of other runs that stopped beating."""

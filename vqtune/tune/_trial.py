@@ -41,7 +41,8 @@ class StudyReporter(Reporter):
     every objective (stage 1 of a search judged by ``val_nll``) is not judged.
     """
 
-    def __init__(self, trial: optuna.Trial, study: optuna.Study, space: SearchSpace, config: TrainConfig):
+    def __init__(self, trial: optuna.Trial, study: optuna.Study, space: SearchSpace, config: TrainConfig,
+                 stored: optuna.trial.FrozenTrial):
         self.trial = trial
         self.study = study
         self.space = space
@@ -49,7 +50,10 @@ class StudyReporter(Reporter):
         self.epochs = config.total_epochs
         self.signs = [1.0 if goal.direction == "minimize" else -1.0 for goal in space.goals]
         self.rule = ParetoRule.from_options(space.pruner.options) if space.pruner.type == "pareto" else None
-        self.vectors: dict[str, list[float]] = {}
+        # A restarted trial keeps what its first attempt reported: the resumed run reports its last epoch again.
+        # (``stored``: the trial as the study held it when this attempt began)
+        self.vectors: dict[str, list[float]] = dict(stored.user_attrs.get(VECTORS_ATTR, {}))
+        self.reported_epochs = set(stored.intermediate_values)
         self.pruned_by: str | None = None
         self.pruned_epoch: int | None = None
         self.final: dict = {}  # every stage's last metrics, the last stage's winning where both report a key
@@ -81,7 +85,8 @@ class StudyReporter(Reporter):
     def _prune(self, epoch: int, values: list[float]) -> bool:
         """Report ``values`` and ask whether the study's rule prunes (never at the trial's last epoch)."""
         if len(values) == 1:
-            self.trial.report(values[0], epoch)
+            if epoch not in self.reported_epochs:
+                self.trial.report(values[0], epoch)
             return epoch < self.epochs and self.trial.should_prune()
         self.vectors[str(epoch)] = values
         self.trial.set_user_attr(VECTORS_ATTR, self.vectors)
@@ -124,10 +129,11 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
             update={"device": device, "run_dir": Path(config["run_dir"])}
         )
         trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
-        reporter = StudyReporter(trial, study, space, train_config)
+        stored = storage.get_trial(trial_id)
+        reporter = StudyReporter(trial, study, space, train_config, stored)
         # Ray runs a trial again when its worker process died (FailureConfig): the Optuna trial is still
         # RUNNING, and the run directory its first attempt recorded holds the checkpoint of its last epoch.
-        previous = storage.get_trial(trial_id).user_attrs.get("run_dir")
+        previous = stored.user_attrs.get("run_dir")
         if previous is not None:
             trial.set_user_attr("restarts", trial.user_attrs.get("restarts", 0) + 1)
             train_config = train_config.model_copy(update={"run_dir": Path(previous)})
