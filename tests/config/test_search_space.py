@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from vqtune.config import load_search_space
+from vqtune.config import PARAM_TYPES, SearchSpace, load_search_space, validate
 from vqtune.errors import ConfigError
 
 SHIPPED = sorted(Path(__file__).resolve().parents[2].joinpath("search_spaces").glob("*.yaml"))
@@ -80,3 +80,15 @@ def test_errors_name_the_file_and_key(tmp_path, body, expected):
         _load(tmp_path, HEAD + body if body else "")
     assert str(info.value).startswith(str(tmp_path / "space.yaml"))
     assert "\n" not in str(info.value)
+
+
+def test_a_trial_whose_parameters_do_not_fit_together_fails_with_one_line_naming_them():
+    from vqtune.errors import ConfigError
+
+    space = validate(SearchSpace, {"study": "s", "space": {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-3}}},
+                     "test", tags=PARAM_TYPES)
+    with pytest.raises(ConfigError) as caught:
+        space.trial_config({"data.resolution": 36, "model.downsample": 3})
+    message = str(caught.value)
+    assert message.startswith("the trial's parameters data.resolution = 36, model.downsample = 3 give an invalid")
+    assert "not divisible by 2^model.downsample = 8" in message and "\n" not in message

@@ -167,3 +167,22 @@ def test_checkpoints_hold_no_code(tmp_path):
     torch.save({"format": CHECKPOINT_FORMAT, "x": Payload()}, path)
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
+
+
+def test_a_kill_while_best_is_replaced_leaves_the_previous_best_whole(tiny_config, monkeypatch):
+    from vqtune.train import _epochs
+
+    first = fit(tiny_config.model_copy(update={"optim": tiny_config.optim.model_copy(update={"epochs": 1})}))
+    best = first.run_dir / "best.pt"
+    kept = best.read_bytes()
+
+    def torn_copy(source, target):  # the process dies half way through the copy
+        with open(target, "wb") as handle:
+            handle.write(open(source, "rb").read()[:1000])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_epochs.shutil, "copyfile", torn_copy)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config, resume=True)
+    assert best.read_bytes() == kept and load_checkpoint(best)["epoch"] == 1
+    assert not [p.name for p in first.run_dir.iterdir() if p.name.endswith(".tmp")]  # no debris either

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.data.conftest import photo, photo_dir  # noqa: F401  (a fixture)
 from vqtune.cli import main
 from vqtune.config import PriorConfig
 from vqtune.train import encode_dataset, fit, sample_images
@@ -37,7 +38,7 @@ def test_codes_are_encoded_once_and_cached(stage1, monkeypatch):
     assert 0 <= int(codes.train.min()) and int(codes.train.max()) < 32
     assert codes.image_shape == (3, 16, 16) and 0 < codes.val_recon_mse < 0.05
     assert codes.sigma > 0 and codes.val_distortion_nats > 0
-    monkeypatch.setattr(_codes, "load_vqvae", lambda *a, **k: pytest.fail("encoded again"))
+    monkeypatch.setattr(_codes, "_encode", lambda *a, **k: pytest.fail("encoded again"))
     again = encode_dataset(result.run_dir / "best.pt")
     assert torch.equal(again.train, codes.train)
 
@@ -89,3 +90,20 @@ def test_train_with_a_prior_section_then_sample(tmp_path, capsys, monkeypatch):
     assert "prior.vqvae_checkpoint: missing.pt: no such checkpoint file" in capsys.readouterr().err
     assert main(["sample", str(tmp_path), "-o", "x.png"]) == 2
     assert "no prior_best.pt here" in capsys.readouterr().err
+
+
+def test_images_added_to_the_folder_miss_the_code_cache(tmp_path, photo_dir):
+    from vqtune.config import TrainConfig
+
+    config = TrainConfig.model_validate({
+        "data": {"source": "folder", "path": str(photo_dir), "cache_dir": str(tmp_path / "cache"), "resolution": 16,
+                 "crops_per_image": 8},
+        "model": {"hidden": 8, "residual_hidden": 4, "residual_blocks": 1, "downsample": 2, "embedding_dim": 4,
+                  "codebook_size": 16},
+        "optim": {"epochs": 1, "batch_size": 8}, "device": "cpu", "run_dir": str(tmp_path / "run"),
+    })
+    checkpoint = fit(config).run_dir / "best.pt"
+    before = encode_dataset(checkpoint)
+    photo("rocket", 80, 64).save(photo_dir / "rocket.png")
+    after = encode_dataset(checkpoint)
+    assert len(after.train) + len(after.val) == len(before.train) + len(before.val) + 8  # the new photo's crops

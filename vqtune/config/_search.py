@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vqtune.config._loading import deep_copy, format_validation_error, set_path, unknown_key
 from vqtune.config._train import TrainConfig
+from vqtune.errors import ConfigError
 from vqtune.metrics import METRICS as METRIC_INFO
 from vqtune.metrics import final_metrics, objectives
 
@@ -21,6 +23,29 @@ DEFAULT_STORAGE = "sqlite:///studies/vqtune.db"
 STAGE1_METRICS = objectives("vqvae")
 STAGE2_METRICS = objectives("prior")
 METRICS = tuple(dict.fromkeys(STAGE1_METRICS + STAGE2_METRICS))
+
+
+MAX_COMBINATIONS = 20_000  # more, and only each value alone is checked before the search
+
+
+def _values_to_check(param) -> list:
+    """The values of a parameter whose combinations with the others are checked: every choice, every integer of a
+    short range, the ends of a long range or of a float range."""
+    if isinstance(param, IntParam) and (param.high - param.low) // param.step < 64:
+        return list(range(param.low, param.high + 1, param.step))
+    return param.corners()
+
+
+def _invalid(base: dict, values: Mapping[str, Any]) -> Optional[str]:
+    """Why ``base`` with the dotted ``values`` set is not a valid training config (None: it is)."""
+    trial = deep_copy(base)
+    for key, value in values.items():
+        set_path(trial, key, value)
+    try:
+        TrainConfig.model_validate(trial)
+    except ValidationError as exc:
+        return format_validation_error(exc, "base", TrainConfig).split(": ", 1)[1]
+    return None
 
 
 class _Section(BaseModel):
@@ -327,9 +352,44 @@ class SearchSpace(_Section):
                     raise ValueError(f"space.{key} = {value!r} gives an invalid training config: {reason}") from None
         return self
 
+    @model_validator(mode="after")
+    def _combinations_are_valid(self) -> "SearchSpace":
+        """Each value is checked alone above; here every combination of them, where their number allows (a
+        resolution of one trial and a downsampling of another may not fit together)."""
+        keys = list(self.space)
+        grids = [_values_to_check(self.space[key]) for key in keys]
+        if len(keys) < 2 or math.prod(len(g) for g in grids) > MAX_COMBINATIONS:
+            return self
+        base, seen = self.base.model_dump(mode="json"), set()
+        for combination in itertools.product(*grids):
+            values = dict(zip(keys, combination))
+            active = {key: value for key, value in values.items()
+                      if all(values.get(other) in allowed for other, allowed in (self.space[key].when or {}).items())}
+            frozen = tuple(sorted((key, repr(value)) for key, value in active.items()))
+            if len(active) < 2 or frozen in seen:
+                continue
+            seen.add(frozen)
+            reason = _invalid(base, active)
+            if reason is None:
+                continue
+            for key in list(active):  # name only the parameters that clash: drop each the clash survives without
+                fewer = {k: v for k, v in active.items() if k != key}
+                if _invalid(base, fewer) is not None:
+                    active = fewer
+            together = ", ".join(f"{key} = {value!r}" for key, value in active.items())
+            raise ValueError(f"space: {together} together give an invalid training config: {_invalid(base, active)}; "
+                             "narrow the ranges or add when: conditions")
+        return self
+
     def trial_config(self, params: Mapping[str, Any]) -> TrainConfig:
-        """The base config with the dotted ``params`` of one trial set."""
+        """The base config with the dotted ``params`` of one trial set; a ConfigError naming the parameters when
+        they do not make a valid config together."""
         data = self.base.model_dump(mode="json")
         for key, value in params.items():
             set_path(data, key, value)
-        return TrainConfig.model_validate(data)
+        try:
+            return TrainConfig.model_validate(data)
+        except ValidationError as exc:
+            reason = format_validation_error(exc, "base", TrainConfig).split(": ", 1)[1]
+            together = ", ".join(f"{key} = {value!r}" for key, value in params.items())
+            raise ConfigError(f"the trial's parameters {together} give an invalid training config: {reason}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import warnings
@@ -35,19 +36,26 @@ def open_storage(storage: Storage, *, create: bool = True) -> optuna.storages.RD
     """The Optuna storage for ``storage.url``, with heartbeats so that trials of a killed run can be found.
 
     SQLite: the directory is created, the database switched to WAL (readers never block the writer) and
-    given a generous busy timeout. ``create=False`` refuses a SQLite file that does not exist yet.
+    given a generous busy timeout. ``create=False`` (the commands that only read) changes nothing: it refuses a
+    SQLite file that does not exist yet, and any database without Optuna's tables, rather than create them.
     """
     url = storage.url
     parsed = _parse(url)
     engine_kwargs = _engine_kwargs(parsed)
-    if parsed.get_backend_name() == "sqlite":
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
         path = Path(parsed.database)
         if not path.exists():
             if not create:
                 raise StorageError(f"storage {mask(url)}: no such database file {path}; give the --storage "
                                    "of an existing study (vqtune run creates one)")
             path.parent.mkdir(parents=True, exist_ok=True)
-        _enable_wal(path)
+        else:
+            _check_sqlite_file(url, path, reading=not create)
+        if create:
+            _enable_wal(path)
+    elif not create:
+        _check_tables(url, parsed)
     try:
         with warnings.catch_warnings():
             # Heartbeats are marked experimental by Optuna; vqtune relies on them on purpose.
@@ -58,6 +66,7 @@ def open_storage(storage: Storage, *, create: bool = True) -> optuna.storages.RD
                 heartbeat_interval=storage.heartbeat_interval,
                 grace_period=storage.grace_period,
                 heartbeat_stale_trial_callback=requeue_once,
+                skip_table_creation=not create,
             )
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
         raise _no_driver(parsed, exc) from None
@@ -71,6 +80,9 @@ def check_storage(storage: Storage) -> None:
     driver, or a database server that does not answer. A SQLite file is only created when the search starts."""
     parsed = _parse(storage.url)
     if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database)
+        if path.exists():  # a damaged file, or another program's database, is refused before anything starts
+            _check_sqlite_file(storage.url, path, reading=False)
         return
     try:
         engine = sqlalchemy.create_engine(parsed, **_engine_kwargs(parsed))
@@ -132,6 +144,47 @@ def _no_driver(parsed: URL, exc: BaseException) -> StorageError:
         f"storage {parsed.render_as_string(hide_password=True)}: no driver for {parsed.drivername} "
         f"installed ({reason}); install it or use {EXAMPLES}"
     )
+
+
+OPTUNA_TABLES = {"studies", "trials"}
+
+
+def _check_sqlite_file(url: str, path: Path, reading: bool) -> None:
+    """Refuse, reading it without a write (not even a journal mode), a file that is no SQLite database, or one that
+    holds tables but not Optuna's (another program's: vqtune must not add its tables there)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SQLITE_TIMEOUT_S)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"storage {mask(url)}: {path} is not a SQLite database ({exc}); move it away or give "
+                           "another --storage") from None
+    if OPTUNA_TABLES <= tables:
+        return
+    if reading:
+        raise StorageError(f"storage {mask(url)}: {path} holds no vqtune study (no Optuna tables); give the "
+                           "--storage of a study (vqtune run creates one)")
+    if tables:
+        raise StorageError(f"storage {mask(url)}: {path} is another program's database (tables "
+                           f"{', '.join(sorted(tables)[:5])}); give a new file for the studies")
+
+
+def _check_tables(url: str, parsed: URL) -> None:
+    """A server database that only reading commands open must already hold Optuna's tables."""
+    try:
+        engine = sqlalchemy.create_engine(parsed, **_engine_kwargs(parsed))
+    except (NoSuchModuleError, ImportError) as exc:
+        raise _no_driver(parsed, exc) from None
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StorageError(f"storage {mask(url)}: cannot connect ({reason}); check that the server runs and "
+                           "the URL's host, port, user, password and database") from None
+    finally:
+        engine.dispose()
+    if not OPTUNA_TABLES <= tables:
+        raise StorageError(f"storage {mask(url)}: the database holds no vqtune study (no Optuna tables); give the "
+                           "--storage of a study (vqtune run creates one)")
 
 
 def _enable_wal(path: Path) -> None:

@@ -43,7 +43,11 @@ def build_model(config: TrainConfig, in_channels: int) -> VQVAE:
 
 def load_vqvae(path: Path, device: str | torch.device = "cpu") -> tuple[VQVAE, TrainConfig]:
     """The trained model in a checkpoint (eval mode) and the config it was trained with."""
-    state = load_checkpoint(path, map_location=device)
+    return vqvae_of(load_checkpoint(path, map_location=device), path, device)
+
+
+def vqvae_of(state: dict, path: Path, device: str | torch.device = "cpu") -> tuple[VQVAE, TrainConfig]:
+    """The model (eval mode) and config of a stage-1 checkpoint already read from ``path``."""
     config = validate(TrainConfig, state["config"], f"{path} (config)")
     model = build_model(config, in_channels=int(state["in_channels"]))
     model.load_state_dict(state["model"])

@@ -17,7 +17,7 @@ from vqtune import run_dir as rd
 from vqtune.data import load_images
 from vqtune.errors import CheckpointError
 from vqtune.train._bound import discretized_gaussian_nats
-from vqtune.train._build import load_vqvae
+from vqtune.train._build import vqvae_of
 from vqtune.train._checkpoint import load_checkpoint, save_checkpoint
 from vqtune.train._images import to_model_space
 
@@ -60,24 +60,27 @@ class Codes:
 def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.device = "cpu") -> Codes:
     """Encode the train and val images of ``checkpoint``'s own data config; cached in its directory.
 
-    The cache file is keyed by the checkpoint's size and mtime, so retraining invalidates it.
+    The cache is keyed by the checkpoint (its size and mtime: retraining misses it) and by a digest of the images
+    themselves (images added to a folder, or other settings, miss it too).
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(f"prior.vqvae_checkpoint: {checkpoint}: no such checkpoint file; train stage 1 first")
+    state = load_checkpoint(checkpoint, map_location=device)
+    model, config = vqvae_of(state, checkpoint, device)
+    data = load_images(config.data)
     stat = checkpoint.stat()
-    key = hashlib.sha256(json.dumps([_CODES_FORMAT, checkpoint.name, stat.st_size, stat.st_mtime_ns]).encode())
+    key = hashlib.sha256(json.dumps([_CODES_FORMAT, checkpoint.name, stat.st_size, stat.st_mtime_ns,
+                                     _digest(data.train), _digest(data.val)]).encode())
     cache = rd.codes_cache(checkpoint, key.hexdigest()[:16])
     if cache.exists():
         try:
-            state = load_checkpoint(cache)
-            fields = {f.name: state[f.name] for f in dataclasses.fields(Codes)}
+            cached = load_checkpoint(cache)
+            fields = {f.name: cached[f.name] for f in dataclasses.fields(Codes)}
             return Codes(**{**fields, "image_shape": tuple(fields["image_shape"])})
         except (CheckpointError, KeyError) as exc:
             log.warning("ignoring unreadable code cache %s (%s); encoding again", cache, exc)
 
-    model, config = load_vqvae(checkpoint, device=device)
-    data = load_images(config.data)
     train, train_sse, _ = _encode(model, data.train, batch_size, device)
     sigma = math.sqrt(train_sse / data.train.numel())
     val, val_sse, val_nats = _encode(model, data.val, batch_size, device, sigma=sigma)
@@ -85,6 +88,13 @@ def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.
                   val_sse / data.val.numel(), val_nats / len(data.val))
     save_checkpoint(cache, **{**dataclasses.asdict(codes), "image_shape": list(codes.image_shape)})
     return codes
+
+
+def _digest(images: torch.Tensor) -> str:
+    """A digest of a uint8 image tensor's shape and bytes (about 1 GB/s)."""
+    digest = hashlib.blake2b(repr(tuple(images.shape)).encode(), digest_size=16)
+    digest.update(memoryview(images.contiguous().numpy()).cast("B"))
+    return digest.hexdigest()
 
 
 @torch.no_grad()
