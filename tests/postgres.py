@@ -237,12 +237,13 @@ def _wait_ready(server: subprocess.Popen, data: Path, log: Path, timeout: float 
     raise RuntimeError(f"postgres not ready after {timeout:.0f} s:\n" + log.read_text(errors="replace")[-3000:])
 
 
-def _start(pg_bin: Path, data: Path, account: _RunAs, workdir: Path) -> tuple[subprocess.Popen, int]:
-    """Start the postmaster on a free port as a direct child of this process (so it can be
+def _start(pg_bin: Path, data: Path, account: _RunAs, workdir: Path,
+           port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """Start the postmaster on a free port (or ``port``) as a direct child of this process (so it can be
     waited for and reaped) and wait until it accepts connections."""
     log = workdir / "server.log"
-    for attempt in range(5):  # another process may take the port between probe and bind
-        port = _free_port()
+    for attempt in range(5 if port is None else 1):  # another process may take the port between probe and bind
+        port = port or _free_port()
         with open(log, "w") as out:
             server = subprocess.Popen(
                 [str(pg_bin / "postgres"), "-D", str(data), "-p", str(port)],
@@ -261,10 +262,33 @@ def _start(pg_bin: Path, data: Path, account: _RunAs, workdir: Path) -> tuple[su
     raise AssertionError("unreachable")
 
 
+class Server:
+    """A throwaway server that a test can stop (immediate shutdown, as a crash or an outage) and start again
+    on the same port and data."""
+
+    def __init__(self, pg_bin: Path, data: Path, account: _RunAs, workdir: Path):
+        self.pg_bin, self.data, self.account, self.workdir = pg_bin, data, account, workdir
+        self.process, self.port = _start(pg_bin, data, account, workdir)
+        self.url = ""
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def start(self) -> None:
+        self.process, _ = _start(self.pg_bin, self.data, self.account, self.workdir, port=self.port)
+
+
 @contextlib.contextmanager
 def throwaway_postgres(base_dir: Path) -> Iterator[str]:
-    """Start a new PostgreSQL cluster under base_dir (see module docstring) and yield the
-    SQLAlchemy URL of its database ``vqtune``. On exit the server is stopped (immediate
+    """The SQLAlchemy URL of a throwaway server's database (see :func:`throwaway_server`)."""
+    with throwaway_server(base_dir) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def throwaway_server(base_dir: Path) -> Iterator[Server]:
+    """Start a new PostgreSQL cluster under base_dir (see module docstring) and yield it as a
+    :class:`Server` whose ``url`` is the SQLAlchemy URL of its database ``vqtune``. On exit the server is stopped (immediate
     shutdown) and its files removed, whatever happened inside the block."""
     pg_bin = find_pg_bin()
     if pg_bin is None:
@@ -273,7 +297,7 @@ def throwaway_postgres(base_dir: Path) -> Iterator[str]:
     account = server_account()
     workdir = _workdir(Path(base_dir), account)
     data = workdir / "data"
-    server: subprocess.Popen | None = None
+    server: Server | None = None
     try:
         password = "pw" + secrets.token_hex(12)
         pwfile = workdir / "pwfile"
@@ -288,14 +312,15 @@ def throwaway_postgres(base_dir: Path) -> Iterator[str]:
             conf.write("\n# throwaway test server (tests/postgres.py)\n")
             conf.writelines(f"{key} = {value}\n" for key, value in SERVER_SETTINGS.items())
 
-        server, port = _start(pg_bin, data, account, workdir)
-        with contextlib.closing(admin_connect(_url(password, port, "postgres"))) as conn:
+        server = Server(pg_bin, data, account, workdir)
+        with contextlib.closing(admin_connect(_url(password, server.port, "postgres"))) as conn:
             with conn.cursor() as cur:
                 cur.execute(f'CREATE DATABASE "{PG_DB}"')
-        yield _url(password, port, PG_DB)
+        server.url = _url(password, server.port, PG_DB)
+        yield server
     finally:
         if server is not None:
-            _stop(server)
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -1,6 +1,7 @@
 """Seeing a search: artifacts per trial, the trials table, the figures, the HTML report, the dashboard."""
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -136,7 +137,8 @@ def _free_port() -> int:
 
 
 def _get(url: str, timeout: float = 5):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    request = urllib.request.Request(url, headers={"Authorization": "Token seen-token"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.status, response.read()
 
 
@@ -146,6 +148,7 @@ def test_dashboard_serves_the_study_and_its_artifacts(study_dir):
     server = subprocess.Popen(
         [sys.executable, "-m", "vqtune.cli", "dashboard", "--storage", space.storage.url, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "VQTUNE_DASHBOARD_TOKEN": "seen-token"},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -172,4 +175,4 @@ def test_dashboard_serves_the_study_and_its_artifacts(study_dir):
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)
-    assert f"http://127.0.0.1:{port}/" in output  # the URL is printed
+    assert f"http://127.0.0.1:{port}/?token=seen-token" in output  # the URL is printed, with its token

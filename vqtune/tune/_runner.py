@@ -15,11 +15,12 @@ from sqlalchemy.engine import make_url
 
 from vqtune.config import SearchSpace
 from vqtune.data import load_images
-from vqtune.errors import ConfigError
+from vqtune.errors import ConfigError, StorageError
 from vqtune.study import (
     best_trial,
     best_trials,
     check_search,
+    check_storage,
     count_states,
     default_artifact_dir,
     is_sqlite,
@@ -124,14 +125,51 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
         )
         try:
             tuner.fit()
+        except Exception as exc:  # the study's database stopped answering (its server down, its disk full)?
+            _raise_if_storage_lost(space, exc)
+            raise
         finally:
-            searcher.close()
-    counts = count_states(study)
+            try:
+                searcher.close()
+            except Exception as exc:
+                _raise_if_storage_lost(space, exc)
+                raise
+    try:
+        counts = count_states(study)
+    except Exception as exc:
+        _raise_if_storage_lost(space, exc)
+        raise
     # Ray Tune takes Ctrl-C itself and returns from fit: a search short of n_trials that did not stop for its
     # failures was interrupted.
     finished = counts[optuna.trial.TrialState.COMPLETE] + counts[optuna.trial.TrialState.PRUNED]
     interrupted = finished < n_trials and searcher.failures < searcher.max_failures
     return SearchResult(study, mask(space.storage.url), counts, best_trial(study), best_trials(study), interrupted)
+
+
+# What a database that stopped answering, or a full disk, raises somewhere inside a search (sqlalchemy's
+# OperationalError, sqlite3's, psycopg2's, OSError ENOSPC); Ray passes some on only as text.
+_LOST = ("OperationalError", "InterfaceError", "database or disk is full", "No space left on device",
+         "server closed the connection", "Connection refused", "could not connect", "disk I/O error")
+
+
+def _raise_if_storage_lost(space: SearchSpace, exc: BaseException) -> None:
+    """A StorageError of one line when ``exc`` came from the study's database going away; nothing otherwise."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(f"{type(e).__name__}: {e}" for e in chain)
+    lost = next((marker for marker in _LOST if marker in text), None)
+    if lost is None:
+        try:  # a search that failed otherwise may still have lost its database: ask it
+            check_storage(space.storage)
+            return
+        except StorageError as problem:
+            lost = str(problem).split(": ", 1)[-1]
+    reason = next((line.strip() for line in text.splitlines() if lost in line), lost)[:160]
+    raise StorageError(
+        f"storage {mask(space.storage.url)} stopped answering during the search ({reason}); finished trials are "
+        "kept: once it answers again (or has space), the same command continues the search") from None
 
 
 def artifact_dir_of(space: SearchSpace) -> Path:
@@ -217,8 +255,10 @@ def start_ray(address: Optional[str] = None, verbose: bool = False):
     import ray
 
     if not verbose:
+        # vqtune records every trial's failure with its reason in the study; Ray's own error logs would repeat
+        # them as tracebacks (and, when the database goes away, as hundreds of lines)
         for name in ("ray", "ray.tune", "ray.train"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if not ray.is_initialized():
         ray.init(
             address=address or os.environ.get("RAY_ADDRESS"),
