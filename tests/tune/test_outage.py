@@ -27,6 +27,27 @@ def _epochs_reported(url: str) -> int:
         engine.dispose()
 
 
+def test_what_a_lost_database_raises_becomes_one_line(tmp_path):
+    from tests.tune.conftest import make_space
+    from vqtune.errors import StorageError
+    from vqtune.tune._runner import _raise_if_storage_lost
+
+    space = make_space(tmp_path)
+    try:
+        try:
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+        except sqlalchemy.exc.OperationalError as cause:
+            raise RuntimeError("Tune's controller stopped") from cause
+    except RuntimeError as exc:
+        with pytest.raises(StorageError) as caught:
+            _raise_if_storage_lost(space, exc)
+    message = str(caught.value)
+    assert "stopped answering during the search" in message and "\n" not in message
+    assert "server closed the connection" in message and "the same command continues" in message
+    _raise_if_storage_lost(space, ValueError("a bug of its own"))  # the storage answers: not an outage
+
+
+@pytest.mark.soak  # about a minute, and Ray's own end is not always clean when its workers lose the database
 def test_a_database_outage_ends_the_search_in_a_few_lines_and_a_rerun_continues(tmp_path):
     try:
         server_context = throwaway_server(tmp_path / "pg")
