@@ -41,7 +41,9 @@ def build_sampler(space: SearchSpace, trial_number: Optional[int] = None) -> opt
     try:
         if spec.type == "grid":
             return GridSampler(space, seed=seed, **options)
-        return kinds[spec.type](seed=seed, **options)
+        with warnings.catch_warnings():  # NSGA-III is marked experimental by Optuna; it is offered on purpose
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return kinds[spec.type](seed=seed, **options)
     except TypeError as exc:
         raise ConfigError(
             f"sampler.options: {exc} (options are keyword arguments of the {spec.type} sampler)"
