@@ -20,13 +20,14 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 
-# Every figure of BENCHMARKS.md, measured in one run (about 20 min on 2 CPU cores); keep the machine idle.
+# Every figure of BENCHMARKS.md, measured in one run (about 26 min on 2 CPU cores); keep the machine idle.
 bench: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/train_throughput.py --write BENCHMARKS.md
 	$(PY) benchmarks/trainer_vs_reference.py --profile --write BENCHMARKS.md
 	$(PY) benchmarks/prior_throughput.py --write BENCHMARKS.md
 	$(PY) benchmarks/orchestration_overhead.py --write BENCHMARKS.md
 	$(PY) benchmarks/fashion_mnist_search.py --write BENCHMARKS.md
+	$(PY) benchmarks/whole_model.py --write BENCHMARKS.md
 	$(PY) benchmarks/summary.py --write BENCHMARKS.md
 
 # The same benchmarks, smaller (a few minutes): they print their reports and leave BENCHMARKS.md as it is.
@@ -36,10 +37,12 @@ bench-quick: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/prior_throughput.py --repeats 2 > /dev/null
 	$(PY) benchmarks/orchestration_overhead.py --trials 5 --epochs 1 6 --repeats 1 > /dev/null
 	$(PY) benchmarks/fashion_mnist_search.py --trials 4 --epochs 3 --max-images 1200 > /dev/null
+	$(PY) benchmarks/whole_model.py --trials 1 --epochs 1 --crops-per-image 6 --max-images 200 > /dev/null
 
 # Concurrent writers: 8 processes report epochs to SQLite, then PostgreSQL, for 60 s each; fails if any value
 # is lost or any call fails, and records the figures in BENCHMARKS.md.
 soak: $(INSTALLED)
+	$(PY) -m pytest -m soak -q tests/tune/test_outage.py
 	$(PY) benchmarks/soak.py --write BENCHMARKS.md
 	$(PY) benchmarks/summary.py --write BENCHMARKS.md
 
