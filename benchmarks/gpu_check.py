@@ -15,8 +15,6 @@ to: 1, 2 and 4 trainer processes sharing the one GPU, each running search-sized 
 from __future__ import annotations
 
 import json
-import math
-import os
 import re
 import subprocess
 import sys

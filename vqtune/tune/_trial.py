@@ -184,9 +184,10 @@ def _fail_reason(exc: Exception, config: TrainConfig | None) -> str:
     if isinstance(exc, VqtuneError):
         return str(exc)
     if isinstance(exc, torch.cuda.OutOfMemoryError) and config is not None:
-        key, size = ("prior.batch_size", config.prior.batch_size) if config.prior else (
-            "optim.batch_size", config.optim.batch_size)
-        return (f"out of GPU memory: lower {key} (now {size}) or the model's size, or give each trial a larger "
+        batches = {"vqvae": ("optim.batch_size", config.optim.batch_size),
+                   "prior": ("prior.batch_size", config.prior.batch_size if config.prior else None)}
+        lower = " or ".join(f"{key} (now {size})" for key, size in (batches[stage] for stage in config.stages))
+        return (f"out of GPU memory: lower {lower} or the model's size, or give each trial a larger "
                 f"share of a GPU (a lower resources.trials_per_gpu, or a higher resources.gpu). {exc}")
     return f"{type(exc).__name__}: {exc}"
 
