@@ -277,7 +277,7 @@ def _train(args: argparse.Namespace) -> int:
     if stage1:
         final = stage1[-1]
         print(f"done: {result.run_dir}  val mse {final['val_recon_mse']:.5f}  psnr {final['val_psnr']:.2f} dB  "
-              f"perplexity {final['val_perplexity']:.1f}/{config.model.codebook_size}")
+              f"perplexity {final['val_perplexity']:.1f}/{config.codebook_size}")
     if stage2:
         final = stage2[-1]
         print(f"done: {result.run_dir}  prior val nll {final['val_nll']:.4f} nats/latent  "

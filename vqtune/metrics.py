@@ -27,6 +27,7 @@ METRICS: dict[str, Metric] = {
     "val_perplexity": Metric("vqvae", "codes", "exp(entropy) of code usage over the whole validation split", True),
     "val_usage": Metric("vqvae", "fraction", "share of the K codes used at least once on the validation split",
                         True),
+    "val_active_codes": Metric("vqvae", "codes", "codes used at least once on the validation split (of K)", True),
     "rate_bits": Metric("vqvae", "bits/image", "latent cells x log2 K: the fixed-length code of one image", True),
     "val_code_bits": Metric("vqvae", "bits/image", "the validation codes under the unigram prior of the training "
                             "codes (Laplace-smoothed): what an entropy coder without context needs", True),

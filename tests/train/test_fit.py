@@ -21,7 +21,7 @@ from vqtune.train import (
 
 METRICS = {
     "epoch", "train_recon_mse", "train_commitment", "val_recon_mse", "val_nmse", "val_psnr", "val_perplexity",
-    "val_usage", "train_images_per_s", "val_images_per_s", "epoch_seconds", "rate_bits", "val_code_bits",
+    "val_usage", "val_active_codes", "train_images_per_s", "val_images_per_s", "epoch_seconds", "rate_bits", "val_code_bits",
     "val_distortion_bits_per_dim", "val_bits_per_dim",
 }
 

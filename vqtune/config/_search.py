@@ -341,9 +341,12 @@ class SearchSpace(_Section):
             problem = unknown_key(key, TrainConfig)
             if problem:
                 raise ValueError(f"space.{key}: not a training config key: {problem}")
-            # Each end of a range (each choice) must give a valid training config on its own.
+            # Each end of a range (each choice) must give a valid training config on its own, with the parameters
+            # its when-conditions name at a value that makes it sampled.
             for value in param.corners():
                 trial = deep_copy(base)
+                for other, allowed in self._conditions_of(key).items():
+                    set_path(trial, other, allowed)
                 set_path(trial, key, value)
                 try:
                     TrainConfig.model_validate(trial)
@@ -351,6 +354,18 @@ class SearchSpace(_Section):
                     reason = format_validation_error(exc, "base", TrainConfig).split(": ", 1)[1]
                     raise ValueError(f"space.{key} = {value!r} gives an invalid training config: {reason}") from None
         return self
+
+    def _conditions_of(self, key: str) -> Dict[str, Any]:
+        """A value for each parameter that ``key``'s when-conditions name, directly or through others, that
+        lets ``key`` be sampled (the first value each condition allows)."""
+        values: Dict[str, Any] = {}
+        pending = [key]
+        while pending:
+            for other, allowed in (self.space[pending.pop()].when or {}).items():
+                if other not in values:
+                    values[other] = allowed[0]
+                    pending.append(other)
+        return values
 
     @model_validator(mode="after")
     def _combinations_are_valid(self) -> "SearchSpace":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional, Tuple, Union
+import math
+from typing import List, Literal, Optional, Tuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -83,20 +84,68 @@ class ModelConfig(_Section):
     residual_blocks: int = Field(2, ge=0, le=16, description="Residual blocks in encoder and decoder.")
     downsample: int = Field(2, ge=1, le=4, description="Strided halvings: the latent grid is H/2^d x W/2^d.")
     embedding_dim: int = Field(64, ge=1, description="D: size of each code vector.")
-    codebook_size: int = Field(512, ge=2, description="K: number of code vectors.")
+    codebook_size: int = Field(512, ge=2, description="K: number of code vectors (quantizer.kind vq; fsq has the "
+                               "product of quantizer.levels).")
+
+
+DEFAULT_FSQ_LEVELS = [8, 5, 5, 5]  # K = 1000 (the FSQ paper's recommended levels for about 2^10 codes)
+# Keys of the quantizer section that only the codebook quantizer has.
+VQ_ONLY = ("beta", "ema", "decay", "eps", "dead_code_steps", "kmeans_init", "codebook_dim", "normalize", "estimator")
 
 
 class QuantizerConfig(_Section):
-    """Vector quantizer training rule."""
+    """How the encoder outputs become codes: a learned codebook (``vq``) or finite scalar quantization (``fsq``)."""
 
-    beta: float = Field(0.25, gt=0.0, le=10.0, description="Commitment cost (paper: 0.25, robust 0.1-2.0).")
-    ema: bool = Field(True, description="Update the codebook by exponential moving averages instead of its loss.")
-    decay: float = Field(0.99, ge=0.0, lt=1.0, description="EMA decay gamma.")
-    eps: float = Field(1e-5, gt=0.0, description="Laplace smoothing of the EMA cluster sizes.")
-    dead_code_steps: int = Field(
-        50, ge=0, description="Re-seed codes unused for this many training steps (0: never)."
+    kind: Literal["vq", "fsq"] = Field(
+        "vq", description="vq: nearest code of a learned codebook of model.codebook_size codes; fsq: finite scalar "
+        "quantization, K = the product of levels, no codebook (nothing to collapse)."
     )
-    kmeans_init: bool = Field(False, description="Initialise the codebook by k-means on the first batch.")
+    beta: float = Field(0.25, gt=0.0, le=10.0, description="vq: commitment cost (paper: 0.25, robust 0.1-2.0).")
+    ema: bool = Field(True, description="vq: update the codebook by exponential moving averages instead of its loss.")
+    decay: float = Field(0.99, ge=0.0, lt=1.0, description="vq: EMA decay gamma.")
+    eps: float = Field(1e-5, gt=0.0, description="vq: Laplace smoothing of the EMA cluster sizes.")
+    dead_code_steps: int = Field(
+        50, ge=0, description="vq: re-seed codes unused for this many training steps (0: never)."
+    )
+    kmeans_init: bool = Field(False, description="vq: initialise the codebook by k-means on the first batch.")
+    codebook_dim: Optional[int] = Field(
+        None, ge=1, description="vq: look codes up in this many dimensions through a learned projection of the "
+        "encoder output (and back); null: model.embedding_dim, no projection."
+    )
+    normalize: bool = Field(
+        False, description="vq: l2-normalise encoder outputs and codes before the nearest-code search and in the "
+        "losses (cosine codes)."
+    )
+    estimator: Literal["straight_through", "rotation"] = Field(
+        "straight_through", description="vq: how the decoder's gradient reaches the encoder: copied "
+        "(straight_through) or rotated and scaled from the code to the encoder output (rotation)."
+    )
+    levels: Optional[List[int]] = Field(
+        None, description="fsq: levels per channel, e.g. [8, 5, 5, 5] (K = 1000) or the string '8,5,5,5'; "
+        "null: [8, 5, 5, 5]."
+    )
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels_from_text(cls, value):
+        if isinstance(value, str):  # a search space's categorical choice, or --set quantizer.levels=8,5,5,5
+            try:
+                return [int(part) for part in value.replace("[", "").replace("]", "").split(",")]
+            except ValueError:
+                raise ValueError(f"{value!r} is not a list of integers; write e.g. [8, 5, 5, 5] or '8,5,5,5'")
+        return value
+
+    @field_validator("levels")
+    @classmethod
+    def _at_least_two(cls, value):
+        if value is not None and (not value or min(value) < 2):
+            raise ValueError("give one integer >= 2 per channel, e.g. [8, 5, 5, 5]")
+        return value
+
+    @property
+    def fsq_levels(self) -> List[int]:
+        """The levels of an fsq quantizer (the default when unset)."""
+        return list(self.levels) if self.levels is not None else list(DEFAULT_FSQ_LEVELS)
 
 
 class OptimConfig(_Section):
@@ -163,6 +212,13 @@ class TrainConfig(_Section):
         return ("vqvae", "prior")
 
     @property
+    def codebook_size(self) -> int:
+        """K, the number of codes: model.codebook_size, or the product of the levels of an fsq quantizer."""
+        if self.quantizer.kind == "fsq":
+            return math.prod(self.quantizer.fsq_levels)
+        return self.model.codebook_size
+
+    @property
     def total_epochs(self) -> int:
         """The epochs of every stage this config trains: the last epoch's number (the stages count on as
         one sequence), the pruner's resource and the live view's denominator."""
@@ -175,6 +231,25 @@ class TrainConfig(_Section):
         if head not in ("auto", "cpu", "cuda") or (index and (head != "cuda" or not index.isdigit())):
             raise ValueError("expected auto, cpu, cuda or cuda:N")
         return value
+
+    @model_validator(mode="after")
+    def _keys_of_the_quantizer_kind(self) -> "TrainConfig":
+        q = self.quantizer
+        if q.kind == "vq" and q.levels is not None:
+            raise ValueError("quantizer.levels applies to quantizer.kind fsq only; remove it or set quantizer.kind: fsq")
+        if q.kind == "fsq":
+            default = QuantizerConfig.model_fields
+            for key in VQ_ONLY:
+                if getattr(q, key) != default[key].default:
+                    raise ValueError(f"quantizer.{key} applies to quantizer.kind vq only (fsq has no codebook to "
+                                     "learn); remove it or set quantizer.kind: vq")
+            given = self.model.codebook_size
+            if given != ModelConfig.model_fields["codebook_size"].default and given != self.codebook_size:
+                raise ValueError(
+                    f"model.codebook_size ({given}) does not apply to quantizer.kind fsq, whose K is the product of "
+                    f"quantizer.levels ({self.codebook_size}); remove it or set quantizer.kind: vq"
+                )
+        return self
 
     @model_validator(mode="after")
     def _grid_fits_resolution(self) -> "TrainConfig":

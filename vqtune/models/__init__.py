@@ -1,5 +1,6 @@
-"""Models: the vector quantizer and the VQ-VAE. Imports neither Ray nor Optuna."""
+"""Models: the quantizers, the VQ-VAE and the PixelCNN prior. Imports neither Ray nor Optuna."""
 
+from vqtune.models.fsq import FiniteScalarQuantizer
 from vqtune.models.pixelcnn import GatedPixelCNN
 from vqtune.models.quantizer import CodeUsage, QuantizerOutput, VectorQuantizer, perplexity_of
 from vqtune.models.vqvae import VQVAE, Decoder, Encoder, VQVAEOutput
@@ -8,6 +9,7 @@ __all__ = [
     "CodeUsage",
     "Decoder",
     "Encoder",
+    "FiniteScalarQuantizer",
     "GatedPixelCNN",
     "QuantizerOutput",
     "VQVAE",

@@ -1,8 +1,11 @@
-"""Vector quantisation of encoder outputs (van den Oord et al. 2017, arXiv 1711.00937, eq. 3 and App. A.1)."""
+"""Vector quantisation of encoder outputs (van den Oord et al. 2017, arXiv 1711.00937, eq. 3 and App. A.1), with
+the options that keep a codebook alive: factorized codes looked up in a low-dimensional space and l2-normalised
+(cosine) codes (Yu et al. 2021, arXiv 2110.04627), and the rotation trick in place of the straight-through
+estimator (Fifty et al. 2024, arXiv 2410.06424)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -10,18 +13,22 @@ from torch import nn
 
 
 KMEANS_ITERS = 10  # Lloyd iterations of the k-means initialisation (converged on a first batch by then)
+ESTIMATORS = ("straight_through", "rotation")
 
 
 class QuantizerOutput(NamedTuple):
-    """Result of :meth:`VectorQuantizer.forward`.
+    """Result of a quantizer's forward (:class:`VectorQuantizer`, :class:`FiniteScalarQuantizer`).
 
-    quantized: (B, D, H, W) z_q with the straight-through gradient of z_e.
+    quantized: (B, D, H, W) z_q, with the gradient of z_e passed through (straight-through or rotated).
     indices: (B, H, W) int64 code chosen for each latent cell.
-    loss: scalar, codebook term (absent under EMA) + beta * commitment term.
+    loss: scalar, codebook term (absent under EMA) + beta * commitment term (zero for FSQ).
     commitment_loss: scalar ||z_e - sg[e_k]||^2 (mean over elements), before beta.
     codebook_loss: scalar ||sg[z_e] - e_k||^2 (reported even under EMA, where it is not optimised).
     perplexity: scalar exp(entropy) of code usage in this batch.
     counts: (K,) how often each code was chosen in this batch.
+
+    The losses are measured where the codes live: after the projection to ``codebook_dim`` and the
+    normalisation, when the quantizer has them.
     """
 
     quantized: torch.Tensor
@@ -40,11 +47,11 @@ def perplexity_of(counts: torch.Tensor) -> torch.Tensor:
 
 
 class VectorQuantizer(nn.Module):
-    """Nearest-neighbour codebook with a straight-through estimator.
+    """Nearest-neighbour codebook with a straight-through (or rotation-trick) estimator.
 
     Args:
         codebook_size: K, number of codes.
-        embedding_dim: D, size of each code.
+        embedding_dim: D, channels of the encoder output (and of the quantized result).
         beta: commitment cost, the weight of ||z_e - sg[e]||^2.
         ema: update codes by exponential moving averages (App. A.1) instead of the codebook loss.
         decay: EMA decay gamma.
@@ -52,6 +59,12 @@ class VectorQuantizer(nn.Module):
         dead_code_steps: a code unused for this many training steps is re-seeded from a random encoder
             output of the current batch (0 disables restarts).
         kmeans_init: set the codebook by k-means on the first training batch.
+        codebook_dim: look codes up in this many dimensions: a learned 1x1 projection of z_e in, and of the
+            chosen code back out to D (None or D: no projection).
+        normalize: l2-normalise the (projected) encoder outputs and the codes before the nearest-code search and
+            in the losses: the nearest code is the one of largest cosine. Under EMA the codes are normalised
+            again after each update.
+        estimator: ``straight_through`` (z_q = z + sg[e - z]) or ``rotation`` (:func:`rotate_to`).
 
     Example:
         >>> vq = VectorQuantizer(codebook_size=16, embedding_dim=4)
@@ -70,21 +83,36 @@ class VectorQuantizer(nn.Module):
         eps: float = 1e-5,
         dead_code_steps: int = 0,
         kmeans_init: bool = False,
+        codebook_dim: Optional[int] = None,
+        normalize: bool = False,
+        estimator: Literal["straight_through", "rotation"] = "straight_through",
     ):
         super().__init__()
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        if codebook_dim is not None and codebook_dim < 1:
+            raise ValueError(f"codebook_dim must be positive, got {codebook_dim}")
         self.codebook_size = codebook_size
         self.embedding_dim = embedding_dim
+        self.codebook_dim = codebook_dim or embedding_dim
         self.beta = beta
         self.ema = ema
         self.decay = decay
         self.eps = eps
         self.dead_code_steps = dead_code_steps
         self.kmeans_init = kmeans_init
+        self.normalize = normalize
+        self.estimator = estimator
+        factorized = self.codebook_dim != embedding_dim
+        self.project_in = nn.Conv2d(embedding_dim, self.codebook_dim, 1) if factorized else None
+        self.project_out = nn.Conv2d(self.codebook_dim, embedding_dim, 1) if factorized else None
 
         bound = 1.0 / codebook_size
-        embedding = torch.empty(codebook_size, embedding_dim).uniform_(-bound, bound)
+        embedding = torch.empty(codebook_size, self.codebook_dim).uniform_(-bound, bound)
+        if normalize:
+            embedding = F.normalize(embedding, dim=1)
         if ema:
             self.register_buffer("embedding", embedding)
             # Start the EMA statistics non-zero and consistent with the codebook (e = m / N):
@@ -104,22 +132,28 @@ class VectorQuantizer(nn.Module):
         # Distances and codebook statistics in float32 even under bf16 autocast: argmin over close codes
         # is not stable at 8 bits of mantissa.
         with torch.autocast(device_type=z_e.device.type, enabled=False):
-            z_e = z_e.float()
-            flat = z_e.permute(0, 2, 3, 1).reshape(-1, d)  # (B*H*W, D)
+            z = self._to_code_space(z_e.float())  # (B, c, H, W), c = codebook_dim
+            c = z.shape[1]
+            flat = z.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, c)
             if self.training and self.kmeans_init and not bool(self.initialized):
                 self._kmeans_init(flat.detach())
 
             indices = self.nearest(flat.detach())  # (B*H*W,)
             counts = torch.bincount(indices, minlength=self.codebook_size).to(flat.dtype)
-            e_k = F.embedding(indices, self.embedding).view(b, h, w, d).permute(0, 3, 1, 2)
+            e_k = F.embedding(indices, self.codes()).view(b, h, w, c).permute(0, 3, 1, 2)
             if self.training:  # after the lookup: this batch is quantized with the codes it was matched to
                 self._update_codebook(flat.detach(), indices, counts)
-            commitment_loss = F.mse_loss(z_e, e_k.detach())
-            codebook_loss = F.mse_loss(z_e.detach(), e_k)
+            commitment_loss = F.mse_loss(z, e_k.detach())
+            codebook_loss = F.mse_loss(z.detach(), e_k)
             loss = self.beta * commitment_loss
             if not self.ema:
                 loss = loss + codebook_loss
-            quantized = z_e + (e_k - z_e).detach()  # straight-through: forward e_k, gradient to z_e
+            if self.estimator == "rotation":
+                quantized = rotate_to(z, e_k.detach())
+            else:
+                quantized = z + (e_k - z).detach()  # straight-through: forward e_k, gradient to z
+            if self.project_out is not None:
+                quantized = self.project_out(quantized)
         return QuantizerOutput(
             quantized=quantized,
             indices=indices.view(b, h, w),
@@ -130,17 +164,36 @@ class VectorQuantizer(nn.Module):
             counts=counts,
         )
 
+    def _to_code_space(self, z_e: torch.Tensor) -> torch.Tensor:
+        """(B, D, H, W) -> (B, c, H, W): projected to codebook_dim and normalised, as the options ask."""
+        z = self.project_in(z_e) if self.project_in is not None else z_e
+        return F.normalize(z, dim=1) if self.normalize else z
+
+    def codes(self) -> torch.Tensor:
+        """The (K, c) codebook as the search sees it (normalised with ``normalize``; a trained parameter
+        without EMA keeps its own norm and is normalised here)."""
+        return F.normalize(self.embedding, dim=1) if self.normalize and not self.ema else self.embedding
+
     @torch.no_grad()
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest code for each row of ``flat`` (N, D): argmin ||z||^2 - 2 z.e + ||e||^2."""
-        e = self.embedding.float()
+        """Index of the nearest code for each row of ``flat`` (N, c), already in code space:
+        argmin ||z||^2 - 2 z.e + ||e||^2 (with normalised vectors: the largest cosine)."""
+        e = self.codes().float()
         squared = (flat * flat).sum(1, keepdim=True) + (e * e).sum(1)  # (N, K)
         return torch.addmm(squared, flat, e.t(), alpha=-2.0).argmin(1)
 
     @torch.no_grad()
+    def encode(self, z_e: torch.Tensor) -> torch.Tensor:
+        """(B, D, H, W) encoder outputs -> (B, H, W) code indices."""
+        z = self._to_code_space(z_e.float())
+        b, c, h, w = z.shape
+        return self.nearest(z.permute(0, 2, 3, 1).reshape(-1, c)).view(b, h, w)
+
+    @torch.no_grad()
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        """Codes for ``indices`` (B, H, W) as a (B, D, H, W) tensor."""
-        return F.embedding(indices, self.embedding).permute(0, 3, 1, 2).contiguous()
+        """Codes for ``indices`` (B, H, W) as a (B, D, H, W) tensor (projected back out to D)."""
+        codes = F.embedding(indices, self.codes()).permute(0, 3, 1, 2).contiguous()
+        return self.project_out(codes) if self.project_out is not None else codes
 
     @torch.no_grad()
     def _update_codebook(self, flat: torch.Tensor, indices: torch.Tensor, counts: torch.Tensor) -> None:
@@ -152,7 +205,8 @@ class VectorQuantizer(nn.Module):
             # Laplace smoothing on a copy: N itself keeps the unsmoothed average.
             n = self.ema_cluster_size.sum()
             smoothed = (self.ema_cluster_size + self.eps) / (n + self.codebook_size * self.eps) * n
-            self.embedding.copy_(self.ema_embed_sum / smoothed.unsqueeze(1))
+            codes = self.ema_embed_sum / smoothed.unsqueeze(1)
+            self.embedding.copy_(F.normalize(codes, dim=1) if self.normalize else codes)
         if self.dead_code_steps > 0:
             self.steps_unused.add_(1).masked_fill_(counts > 0, 0)
             self._restart(self.steps_unused >= self.dead_code_steps, flat)
@@ -182,6 +236,8 @@ class VectorQuantizer(nn.Module):
             sums = torch.zeros_like(centers).index_add_(0, assign, flat)
             used = counts > 0
             centers[used] = sums[used] / counts[used].unsqueeze(1)
+        if self.normalize:
+            centers = F.normalize(centers, dim=1)
         self.embedding.copy_(centers)
         if self.ema:
             self.ema_cluster_size.fill_(1.0)
@@ -191,8 +247,28 @@ class VectorQuantizer(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"codebook_size={self.codebook_size}, embedding_dim={self.embedding_dim}, beta={self.beta}, "
-            f"ema={self.ema}, decay={self.decay}, dead_code_steps={self.dead_code_steps}"
+            f"ema={self.ema}, decay={self.decay}, dead_code_steps={self.dead_code_steps}, "
+            f"codebook_dim={self.codebook_dim}, normalize={self.normalize}, estimator={self.estimator}"
         )
+
+
+def rotate_to(z: torch.Tensor, e: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """The rotation trick (Fifty et al. 2024): carry the gradient of ``e`` back to ``z`` through the rotation and
+    rescaling that takes ``z`` to ``e``, instead of copying it unchanged.
+
+    Along dim 1 of ``z`` and ``e`` (B, c, H, W): u = z/|z|, q = e/|e|, r = (u + q)/|u + q|,
+    R = I - 2 r r^T + 2 q u^T (the rotation taking u to q in their plane) and lambda = |e|/|z|. The result is
+    sg[lambda R] z: its value is e (exactly: the float residue is replaced by e itself), and its gradient
+    with respect to z is lambda R^T times the upstream gradient. ``e`` must not need a gradient.
+    """
+    with torch.no_grad():
+        z_norm = z.norm(dim=1, keepdim=True).clamp_min(eps)
+        e_norm = e.norm(dim=1, keepdim=True)
+        u, q = z / z_norm, e / e_norm.clamp_min(eps)
+        r = F.normalize(u + q, dim=1, eps=eps)  # u = -q: r = 0, and R u = u + 2q = q all the same
+        scale = e_norm / z_norm
+    rotated = scale * (z - 2 * r * (r * z).sum(1, keepdim=True) + 2 * q * (u * z).sum(1, keepdim=True))
+    return rotated + (e - rotated).detach()
 
 
 class CodeUsage:
@@ -217,6 +293,10 @@ class CodeUsage:
     def usage_fraction(self) -> float:
         """Share of codes chosen at least once."""
         return float((self.counts > 0).double().mean())
+
+    def active_codes(self) -> int:
+        """How many codes were chosen at least once."""
+        return int((self.counts > 0).sum())
 
 
 

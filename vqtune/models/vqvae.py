@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import nn
 
+from vqtune.models.fsq import FiniteScalarQuantizer
 from vqtune.models.quantizer import QuantizerOutput, VectorQuantizer
+
+Quantizer = Union[VectorQuantizer, FiniteScalarQuantizer]
 
 
 class ResidualStack(nn.Module):
@@ -91,7 +94,11 @@ class VQVAEOutput(NamedTuple):
 
 
 class VQVAE(nn.Module):
-    """Encoder -> VectorQuantizer -> Decoder. Inputs are images scaled to [-0.5, 0.5].
+    """Encoder -> quantizer -> Decoder. Inputs are images scaled to [-0.5, 0.5].
+
+    The quantizer is a :class:`VectorQuantizer` of ``codebook_size`` codes built with ``quantizer_options``,
+    or ``quantizer`` when given (any module with the same ``forward``, ``encode``, ``lookup`` and
+    ``codebook_size``, such as a :class:`FiniteScalarQuantizer` of ``embedding_dim`` channels).
 
     Example:
         >>> model = VQVAE(in_channels=3, hidden=16, residual_hidden=8, residual_blocks=1, downsample=2,
@@ -110,6 +117,7 @@ class VQVAE(nn.Module):
         downsample: int = 2,
         embedding_dim: int = 64,
         codebook_size: int = 512,
+        quantizer: Optional[Quantizer] = None,
         **quantizer_options,
     ):
         super().__init__()
@@ -117,7 +125,11 @@ class VQVAE(nn.Module):
             raise ValueError(f"downsample must be in 1..4, got {downsample}")
         self.downsample = downsample
         self.encoder = Encoder(in_channels, hidden, residual_hidden, residual_blocks, downsample, embedding_dim)
-        self.quantizer = VectorQuantizer(codebook_size, embedding_dim, **quantizer_options)
+        if quantizer is not None and quantizer_options:
+            raise ValueError(f"quantizer options {sorted(quantizer_options)} given with a built quantizer")
+        if quantizer is None:
+            quantizer = VectorQuantizer(codebook_size, embedding_dim, **quantizer_options)
+        self.quantizer = quantizer
         self.decoder = Decoder(in_channels, hidden, residual_hidden, residual_blocks, downsample, embedding_dim)
 
     def forward(self, x: torch.Tensor) -> VQVAEOutput:
@@ -127,9 +139,7 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images -> (B, H/2^d, W/2^d) code indices."""
-        z_e = self.encoder(x).float()
-        b, d, h, w = z_e.shape
-        return self.quantizer.nearest(z_e.permute(0, 2, 3, 1).reshape(-1, d)).view(b, h, w)
+        return self.quantizer.encode(self.encoder(x))
 
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:

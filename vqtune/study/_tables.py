@@ -9,6 +9,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from vqtune.config import QuantizerConfig
 from vqtune.study._study import SPACE_ATTR, best_trials, goal_metrics
 
 # Per-trial user attributes that are records, not figures: kept out of the table.
@@ -92,4 +93,9 @@ def _rate(trial: optuna.trial.FrozenTrial) -> tuple[float, float]:
     resolution = config["data"]["resolution"]
     height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
     cells = (height >> config["model"]["downsample"]) * (width >> config["model"]["downsample"])
-    return float(cells), cells * math.log2(config["model"]["codebook_size"])
+    quantizer = config.get("quantizer") or {}
+    if quantizer.get("kind") == "fsq":
+        codebook_size = math.prod(QuantizerConfig.model_validate(quantizer).fsq_levels)
+    else:
+        codebook_size = config["model"]["codebook_size"]
+    return float(cells), cells * math.log2(codebook_size)

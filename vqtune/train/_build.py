@@ -8,7 +8,7 @@ import torch
 
 from vqtune.config import TrainConfig, validate
 from vqtune.errors import ConfigError
-from vqtune.models import VQVAE
+from vqtune.models import VQVAE, FiniteScalarQuantizer, VectorQuantizer
 from vqtune.train._checkpoint import load_checkpoint
 
 
@@ -22,8 +22,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def build_quantizer(config: TrainConfig) -> VectorQuantizer | FiniteScalarQuantizer:
+    """The quantizer the config's ``quantizer.kind`` names, with its options."""
+    q, dim = config.quantizer, config.model.embedding_dim
+    if q.kind == "fsq":
+        return FiniteScalarQuantizer(q.fsq_levels, dim)
+    return VectorQuantizer(
+        config.model.codebook_size, dim, beta=q.beta, ema=q.ema, decay=q.decay, eps=q.eps,
+        dead_code_steps=q.dead_code_steps, kmeans_init=q.kmeans_init, codebook_dim=q.codebook_dim,
+        normalize=q.normalize, estimator=q.estimator,
+    )
+
+
 def build_model(config: TrainConfig, in_channels: int) -> VQVAE:
-    m, q = config.model, config.quantizer
+    m = config.model
     return VQVAE(
         in_channels=in_channels,
         hidden=m.hidden,
@@ -31,13 +43,7 @@ def build_model(config: TrainConfig, in_channels: int) -> VQVAE:
         residual_blocks=m.residual_blocks,
         downsample=m.downsample,
         embedding_dim=m.embedding_dim,
-        codebook_size=m.codebook_size,
-        beta=q.beta,
-        ema=q.ema,
-        decay=q.decay,
-        eps=q.eps,
-        dead_code_steps=q.dead_code_steps,
-        kmeans_init=q.kmeans_init,
+        quantizer=build_quantizer(config),
     )
 
 

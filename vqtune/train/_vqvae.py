@@ -56,7 +56,7 @@ class VQVAEStage:
         self.val_variance = float(self.val_u8.double().div(255).var())
         height, width = config.data.size
         factor = 2**config.model.downsample
-        self.rate_bits = (height // factor) * (width // factor) * math.log2(config.model.codebook_size)
+        self.rate_bits = (height // factor) * (width // factor) * math.log2(config.codebook_size)
         self.usage: Optional[CodeUsage] = None
         self.train_usage: Optional[CodeUsage] = None
         self.sigma = math.nan
@@ -127,7 +127,8 @@ class VQVAEStage:
 def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: float,
              usage: Optional[CodeUsage] = None, sigma: Optional[float] = None) -> dict:
     """Reconstruction error and code usage of ``model`` over all of ``images_u8`` (N, C, H, W) uint8:
-    ``val_recon_mse``, ``val_nmse``, ``val_psnr``, ``val_perplexity``, ``val_usage``, ``val_images_per_s``,
+    ``val_recon_mse``, ``val_nmse``, ``val_psnr``, ``val_perplexity``, ``val_usage``, ``val_active_codes``,
+    ``val_images_per_s``,
     and with ``sigma`` also ``distortion_nats``: -log p(x | z) per image under the discretised Gaussian decoder.
 
     ``usage``, when given, must be empty; it is filled with the code counts of the whole split.
@@ -158,6 +159,7 @@ def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: f
         "val_psnr": -10 * math.log10(mse) if mse != 0 else math.inf,  # NaN or -inf for a diverged model
         "val_perplexity": usage.perplexity(),
         "val_usage": usage.usage_fraction(),
+        "val_active_codes": usage.active_codes(),
         "val_images_per_s": len(images_u8) / seconds,
     }
 

@@ -46,7 +46,7 @@ class StudyReporter(Reporter):
         self.trial = trial
         self.study = study
         self.space = space
-        self.codebook_size = config.model.codebook_size
+        self.codebook_size = config.codebook_size
         self.epochs = config.total_epochs
         self.signs = [1.0 if goal.direction == "minimize" else -1.0 for goal in space.goals]
         self.rule = ParetoRule.from_options(space.pruner.options) if space.pruner.type == "pareto" else None
