@@ -399,7 +399,7 @@ CASES = [
     pytest.param(train(text="model:\n  hidden: 16\n codebook_size: 8\n"),
                  ["train.yaml: line 3", "malformed YAML", "fix the YAML syntax"], id="train-malformed-yaml"),
     pytest.param(train(set_("quantizer/betta", 0.5)),
-                 ["train.yaml: quantizer.betta: unknown key", "valid keys here: beta, dead_code_steps"],
+                 ["train.yaml: quantizer.betta: unknown key", "valid keys here: beta, codebook_dim, dead_code_steps"],
                  id="train-unknown-key"),
     pytest.param(train(set_("optim/epochs", 0)), ["train.yaml: optim.epochs", "greater than or equal to 1"],
                  id="train-epochs-zero"),

@@ -202,7 +202,7 @@ def _trials(args: argparse.Namespace) -> int:
     # A multi-objective study: each objective under its metric's name, and which trials are Pareto-optimal.
     values = goal_metrics(recorded) if recorded and len(study.directions) > 1 else ["value"]
     columns = ["number", "state", *values, "pareto", "feasible", *params, "pruned_by", "epochs", "val_perplexity",
-               "fail_reason"]
+               "val_active_codes", "codebook_size", "fail_reason"]
     _print_frame(frame.reindex(columns=[c for c in columns if c in frame.columns]), "no trials")
     return 0
 

@@ -86,6 +86,30 @@ def perplexity_vs_mse(frame: pd.DataFrame) -> go.Figure:
     return figure
 
 
+def active_codes_vs_k(frame: pd.DataFrame) -> go.Figure:
+    """Codes used on the validation split against the codebook size K, one point per trial (by quantizer kind),
+    under the line where every code is used: how many codes these images keep alive, whatever K."""
+    figure = go.Figure()
+    if {"val_active_codes", "codebook_size"} <= set(frame.columns):
+        points = frame.dropna(subset=["val_active_codes", "codebook_size"])
+        kinds = points["quantizer_kind"] if "quantizer_kind" in points else pd.Series("vq", index=points.index)
+        for kind, rows in points.groupby(kinds.fillna("vq")):
+            figure.add_trace(go.Scatter(
+                x=rows["codebook_size"], y=rows["val_active_codes"], mode="markers", name=str(kind),
+                marker={"size": 9, "symbol": "diamond" if kind == "fsq" else "circle"},
+                text=[f"trial {n} ({s.lower()}): {a:.0%} of K active" for n, s, a in
+                      zip(rows["number"], rows["state"], rows["val_active_codes"] / rows["codebook_size"])],
+                hoverinfo="text+x+y",
+            ))
+        if len(points):
+            ends = [float(points["codebook_size"].min()), float(points["codebook_size"].max())]
+            figure.add_trace(go.Scatter(x=ends, y=ends, mode="lines", name="all K codes active",
+                                        line={"color": "black", "dash": "dot"}))
+    figure.update_layout(title="Active codes vs codebook size", xaxis_title="K (codebook size)", xaxis_type="log",
+                         yaxis_title="codes used on the validation split", yaxis_type="log")
+    return figure
+
+
 def rate_distortion(frame: pd.DataFrame) -> go.Figure:
     """Bits per image (latent cells x log2 K) against val MSE, with the Pareto front of the trials."""
     figure = go.Figure()

@@ -36,6 +36,7 @@ def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path
         ("Parameter importances", figures.param_importances(study, metrics[0])),
         ("Parallel coordinates", figures.parallel_coordinates(study, metrics[0])),
         ("Perplexity vs reconstruction MSE", figures.perplexity_vs_mse(frame)),
+        ("Active codes vs codebook size", figures.active_codes_vs_k(frame)),
         ("Rate vs distortion", figures.rate_distortion(frame)),
         ("Bits per dimension: rate and distortion", figures.bits_per_dim_parts(frame)),
     ]

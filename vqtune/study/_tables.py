@@ -56,8 +56,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, value (``values_0``, ``values_1``, ... in a multi-objective study),
     start/complete times, duration, every param (named by its dotted config key), every user attribute
     (``pruned_by``, ``val_perplexity``, ...), ``feasible`` when the search has constraints, ``pareto`` (a
-    Pareto-optimal trial of a multi-objective study), and for trials that train stage 1 ``latent_cells`` and
-    ``bits_per_image`` = latent cells x log2 K (the rate of the code grid)."""
+    Pareto-optimal trial of a multi-objective study), and for trials that train stage 1 ``quantizer_kind``,
+    ``codebook_size`` (K), ``latent_cells`` and ``bits_per_image`` = latent cells x log2 K (the rate of the code
+    grid)."""
     multi = len(study.directions) > 1
     frame = study.trials_dataframe(
         attrs=("number", "state", "value", "datetime_start", "datetime_complete", "duration", "params",
@@ -81,21 +82,25 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         front = {t.number for t in best_trials(study)}
         frame["pareto"] = [t.number in front for t in trials]
     rates = [_rate(t) for t in trials]
-    frame["latent_cells"] = [r[0] for r in rates]
-    frame["bits_per_image"] = [r[1] for r in rates]
+    frame["quantizer_kind"] = [r[0] for r in rates]
+    frame["codebook_size"] = [r[1] for r in rates]
+    frame["latent_cells"] = [r[2] for r in rates]
+    frame["bits_per_image"] = [r[3] for r in rates]
     return frame
 
 
-def _rate(trial: optuna.trial.FrozenTrial) -> tuple[float, float]:
+def _rate(trial: optuna.trial.FrozenTrial) -> tuple[object, float, float, float]:
+    """The trial's quantizer kind, K, latent cells and bits per image (NaN where it trains no stage 1)."""
     config = trial.user_attrs.get("train_config")
     if not config or (config.get("prior") or {}).get("vqvae_checkpoint"):
-        return math.nan, math.nan
+        return None, math.nan, math.nan, math.nan
     resolution = config["data"]["resolution"]
     height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
     cells = (height >> config["model"]["downsample"]) * (width >> config["model"]["downsample"])
     quantizer = config.get("quantizer") or {}
-    if quantizer.get("kind") == "fsq":
+    kind = quantizer.get("kind", "vq")
+    if kind == "fsq":
         codebook_size = math.prod(QuantizerConfig.model_validate(quantizer).fsq_levels)
     else:
         codebook_size = config["model"]["codebook_size"]
-    return float(cells), cells * math.log2(codebook_size)
+    return kind, float(codebook_size), float(cells), cells * math.log2(codebook_size)

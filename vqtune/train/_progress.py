@@ -58,7 +58,8 @@ class ProgressReporter(Reporter):
                     f" (nats/latent)  {m['val_bits_per_dim']:.3f} bits/dim  {m['latents_per_s']:.0f} latents/s")
         else:
             line = (f"epoch {epoch:>3}/{self.epochs}  mse {m['train_recon_mse']:.5f} train {m['val_recon_mse']:.5f} val"
-                    f"  psnr {m['val_psnr']:5.2f} dB  perplexity {m['val_perplexity']:6.1f} ({m['val_usage']:.0%} used)"
+                    f"  psnr {m['val_psnr']:5.2f} dB  perplexity {m['val_perplexity']:6.1f}"
+                    f"  {m['val_active_codes']} codes used ({m['val_usage']:.0%})"
                     f"  {m['train_images_per_s']:.0f} img/s")
         self.console.print(line, soft_wrap=True)
         self.progress.reset(self.task, epoch=min(epoch + 1, self.epochs), epochs=self.epochs)

@@ -92,13 +92,14 @@ def running_table(space: SearchSpace, running=()) -> list[Table]:
         return []
     metrics = [goal.metric for goal in space.goals]
     table = Table(box=None, pad_edge=False, header_style="dim")
-    for column in ("trial", "epoch", *metrics, "perplexity", "img/s"):
+    for column in ("trial", "epoch", *metrics, "perplexity", "active codes", "img/s"):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
             f"#{r.get('optuna_trial', '?')}", f"{r.get('epoch', 0)}/{space.base.total_epochs}",
             *(f"{r[m]:.5g}" if m in r else "-" for m in metrics),
             f"{r['val_perplexity']:.1f}" if "val_perplexity" in r else "-",
+            f"{r['val_active_codes']:.0f}" if "val_active_codes" in r else "-",
             f"{r['train_images_per_s']:.0f}" if "train_images_per_s" in r else "-",
         )
     return [table]
