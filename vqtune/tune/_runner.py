@@ -178,6 +178,8 @@ def _raise_if_storage_lost(space: SearchSpace, exc: BaseException) -> None:
             lost = reason = str(problem).split(": ", 1)[-1]
     else:
         reason = next(line.strip() for text in texts for line in text.splitlines() if lost in line)
+        # a worker's own StorageError, passed on by Ray as text, names the storage already
+        reason = reason.split(f"{mask(space.storage.url)}: ", 1)[-1]
     raise StorageError(
         f"storage {mask(space.storage.url)} stopped answering during the search ({reason[:160]}); finished trials "
         "are kept: once it answers again (or has space), the same command continues the search") from None
