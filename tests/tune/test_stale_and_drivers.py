@@ -154,8 +154,12 @@ def _draw(study, space, n) -> list[tuple]:
     return draws
 
 
-# GP is left out here: once, on a loaded machine, two of its eight concurrent draws were equal (not understood
-# yet); it passes alone, and its draws are reproducible (the test below).
+# GP is left out here, for a real fault of vqtune's sampling, not of this test: when two drivers draw at the same
+# moment, neither sees the other's RUNNING trial's parameters (Optuna's GPSampler stores them only once its
+# acquisition search ends), and that search often ends on a corner of the box whatever the trial's seed: of 20
+# studies of two finished trials, 6 gave both drivers the same parameters. Seeding each trial apart cannot help
+# there; the draw must be checked against the trials drawn meanwhile (in vqtune/study/_sampling.py). Its draws are
+# reproducible (the test below).
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "gp"])
 def test_two_drivers_of_a_study_with_trials_draw_different_parameters(tmp_path, kind):
     space = _sampling_space(tmp_path, kind)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 import optuna
+from ray import tune
+from ray.tune.stopper import Stopper
 from rich.console import Console
 from rich.live import Live
 from sqlalchemy.engine import make_url
@@ -28,6 +30,7 @@ from vqtune.study import (
     open_storage,
     open_study,
 )
+from vqtune.study._storage import requeue_once
 from vqtune.train import encode_dataset
 from vqtune.tune._live import LiveView, render
 from vqtune.tune._searcher import StudySearcher
@@ -94,12 +97,11 @@ def run_study(
 def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file: Optional[Path], cpu: float,
             gpu: float, verbose: bool, console: Console) -> SearchResult:
     """The study's trials as Ray Tune trials, shown live, until ``n_trials`` have finished."""
-    from ray import tune
-
     study = open_study(space, storage, space_file)
     trial_root = space.trial_dir / space.study
     searcher = StudySearcher(study, storage, space, space.n_trials, trial_root, artifact_dir_of(space))
     n_trials = searcher.n_trials  # a grid search ends with its last distinct point
+    disk_full = _StopWhenDiskFull(study, storage, space)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, space=space, study_name=space.study),
         {"cpu": cpu, "gpu": gpu},
@@ -120,7 +122,8 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
                 verbose=2 if verbose else 0,
                 # a trial whose worker process dies is run again, from its last epoch checkpoint
                 failure_config=tune.FailureConfig(max_failures=space.resources.max_restarts),
-                callbacks=[LiveView(study, space, n_trials, live)],
+                callbacks=[LiveView(study, space, n_trials, live), disk_full],
+                stop=disk_full,
             ),
         )
         try:
@@ -134,6 +137,8 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
             except Exception as exc:
                 _raise_if_storage_lost(space, exc)
                 raise
+    if disk_full.error is not None:
+        raise disk_full.error
     try:
         counts = count_states(study)
     except Exception as exc:
@@ -147,29 +152,73 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
 
 
 # What a database that stopped answering, or a full disk, raises somewhere inside a search (sqlalchemy's
-# OperationalError, sqlite3's, psycopg2's, OSError ENOSPC); Ray passes some on only as text.
-_LOST = ("OperationalError", "InterfaceError", "database or disk is full", "No space left on device",
-         "server closed the connection", "Connection refused", "could not connect", "disk I/O error")
+# OperationalError, sqlite3's, psycopg2's, OSError ENOSPC); Ray passes some on only as text. The words that say
+# what happened come first, the exception classes that may wrap anything last.
+_LOST = ("database or disk is full", "No space left on device", "Disk quota exceeded", "disk I/O error",
+         "server closed the connection", "terminating connection", "Connection refused", "could not connect",
+         "OperationalError", "InterfaceError")
+# What a trial that failed for want of disk space (its run directory's, not the database's) says in fail_reason.
+_FULL = ("No space left on device", "Disk quota exceeded")
 
 
 def _raise_if_storage_lost(space: SearchSpace, exc: BaseException) -> None:
-    """A StorageError of one line when ``exc`` came from the study's database going away; nothing otherwise."""
+    """A StorageError of one line when ``exc`` came from the study's database going away (its server down, its
+    disk full); nothing otherwise."""
     chain, seen = [], exc
     while seen is not None and len(chain) < 10:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
-    text = " ".join(f"{type(e).__name__}: {e}" for e in chain)
-    lost = next((marker for marker in _LOST if marker in text), None)
+    texts = [f"{type(e).__name__}: {e}" for e in reversed(chain)]  # the innermost, the driver's own words, first
+    lost = next((marker for marker in _LOST if any(marker in text for text in texts)), None)
     if lost is None:
         try:  # a search that failed otherwise may still have lost its database: ask it
             check_storage(space.storage)
             return
         except StorageError as problem:
-            lost = str(problem).split(": ", 1)[-1]
-    reason = next((line.strip() for line in text.splitlines() if lost in line), lost)[:160]
+            lost = reason = str(problem).split(": ", 1)[-1]
+    else:
+        reason = next(line.strip() for text in texts for line in text.splitlines() if lost in line)
+        # a worker's own StorageError, passed on by Ray as text, names the storage already
+        reason = reason.split(f"{mask(space.storage.url)}: ", 1)[-1]
     raise StorageError(
-        f"storage {mask(space.storage.url)} stopped answering during the search ({reason}); finished trials are "
-        "kept: once it answers again (or has space), the same command continues the search") from None
+        f"storage {mask(space.storage.url)} stopped answering during the search ({reason[:160]}); finished trials "
+        "are kept: once it answers again (or has space), the same command continues the search") from None
+
+
+class _StopWhenDiskFull(tune.Callback, Stopper):
+    """Ends the search at the first trial that failed because its disk was full: every trial after it would fail
+    the same way, each with parameters drawn for nothing. Its parameters are queued again for the next run.
+
+    A Ray callback cannot end a search by raising (Ray logs what a callback raises and goes on), so this is also
+    the search's stopper: Ray stops every trial once ``stop_all`` says so, and the searcher queues the trials in
+    flight again, as after Ctrl-C; the runner then raises :attr:`error`.
+    """
+
+    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, space: SearchSpace):
+        self.study, self.storage, self.space = study, storage, space
+        self.error: Optional[StorageError] = None
+
+    def __getstate__(self) -> dict:
+        return {}  # Ray pickles callbacks and stoppers with the experiment state; this one holds a storage
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if self.error is not None:
+            return
+        frozen = self.storage.get_trial(trial.config["trial_id"])
+        reason = str(frozen.user_attrs.get("fail_reason", ""))
+        if frozen.state != optuna.trial.TrialState.FAIL or not any(marker in reason for marker in _FULL):
+            return
+        requeue_once(self.study, frozen)
+        self.error = StorageError(
+            f"trial {frozen.number} found no space left on its disk ({reason.splitlines()[0][:160]}; its run "
+            f"directory is under trial_dir {self.space.trial_dir}); finished trials are kept and its parameters "
+            "queued again: once there is space, the same command continues the search")
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.error is not None
 
 
 def artifact_dir_of(space: SearchSpace) -> Path:

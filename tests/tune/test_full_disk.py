@@ -1,0 +1,153 @@
+"""A disk fills up in the middle of a search, under the study's database or under the trials' run directories:
+a few lines that say so, exit 2, nothing finished lost, and the same command continues once there is space.
+
+The disk is a small tmpfs, which only root (CAP_SYS_ADMIN) may mount: elsewhere these tests skip."""
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from tests.tune.conftest import TINY_BASE
+
+N_TRIALS = 3
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB tmpfs at tmp_path/disk, unmounted afterwards whatever happened."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root (CAP_SYS_ADMIN)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield disk
+    finally:
+        # The search's Ray workers may still hold the database open for a few seconds after their driver ended:
+        # a lazy unmount detaches the tmpfs now and frees it when they let go.
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+def _fill(disk: Path) -> Path:
+    """Write a file until the tmpfs has no byte left."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 16, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\1" * size)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _completed(database: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)) as db:
+            return db.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+def _run_until_the_disk_fills(tmp_path: Path, database: Path, trial_dir: Path, disk: Path):
+    """Start ``vqtune run``, fill ``disk`` once a trial has finished, and let the search end; its result, the
+    command (to rerun) and the filler (to delete)."""
+    space = {
+        "study": "full", "n_trials": N_TRIALS, "sampler": {"type": "random", "seed": 1}, "pruner": {"type": "none"},
+        "perplexity": {"floor": 0}, "storage": {"url": f"sqlite:///{database}", "heartbeat_interval": 1,
+                                                "grace_period": 3},
+        "resources": {"cpu": 1, "gpu": 0}, "max_concurrent": 1, "trial_dir": str(trial_dir),
+        "artifact_dir": str(tmp_path / "artifacts"),
+        "base": {**TINY_BASE, "optim": {**TINY_BASE["optim"], "epochs": 2}},
+        "space": {"quantizer.beta": {"type": "float", "low": 0.1, "high": 1.0, "log": True}},
+    }
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    command = [sys.executable, "-m", "vqtune.cli", "run", str(path)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled"}
+    driver = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        while driver.poll() is None and _completed(database) < 1:
+            time.sleep(0.05)
+        filler = _fill(disk)
+        out, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    return driver.returncode, out, err, command, env, filler
+
+
+def _finished_trials(database: Path) -> dict[int, tuple]:
+    study = optuna.load_study(study_name="full", storage=f"sqlite:///{database}")
+    return {t.number: (t.state, t.params, t.values, t.intermediate_values)
+            for t in study.get_trials(deepcopy=False, states=FINISHED)}
+
+
+def _check_the_rerun(tmp_path: Path, database: Path, command: list, env: dict, kept: dict) -> list:
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    study = optuna.load_study(study_name="full", storage=f"sqlite:///{database}")
+    finished = study.get_trials(states=FINISHED)
+    assert len(finished) == N_TRIALS
+    assert {n: trial for n, trial in _finished_trials(database).items() if n in kept} == kept  # none lost or changed
+    assert len({t.params["quantizer.beta"] for t in finished}) == N_TRIALS  # none run twice
+    return study.get_trials(deepcopy=False)
+
+
+def _assert_ends_in_a_few_lines(returncode: int, out: str, err: str, *said: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert returncode == 2, out[-2000:] + err[-3000:]
+    assert 1 <= len(lines) <= 3, err[-3000:]
+    assert lines[-1].startswith("vqtune: error: ") and "the same command continues" in lines[-1], lines[-1]
+    for words in said:
+        assert words in lines[-1], lines[-1]
+
+
+def test_a_full_disk_under_the_database_ends_the_search_in_a_few_lines_and_a_rerun_continues(tmp_path, small_disk):
+    database = small_disk / "studies.db"
+    returncode, out, err, command, env, filler = _run_until_the_disk_fills(
+        tmp_path, database, tmp_path / "trials", small_disk)
+    _assert_ends_in_a_few_lines(returncode, out, err, "stopped answering during the search",
+                                "database or disk is full")
+
+    filler.unlink()
+    kept = _finished_trials(database)
+    assert kept and len(kept) < N_TRIALS, kept
+    _check_the_rerun(tmp_path, database, command, env, kept)
+
+
+def test_a_full_disk_under_the_trials_ends_the_search_in_a_few_lines_and_a_rerun_continues(tmp_path, small_disk):
+    database = tmp_path / "studies.db"
+    returncode, out, err, command, env, filler = _run_until_the_disk_fills(
+        tmp_path, database, small_disk / "trials", small_disk)
+    _assert_ends_in_a_few_lines(returncode, out, err, "no space left on its disk", "No space left on device")
+
+    # The trial that found the disk full failed, its parameters queued again, once.
+    study = optuna.load_study(study_name="full", storage=f"sqlite:///{database}")
+    [full] = [t for t in study.get_trials() if "No space left" in t.user_attrs.get("fail_reason", "")]
+    [queued] = study.get_trials(states=(TrialState.WAITING,))
+    assert queued.user_attrs["retry_of"] == full.number and queued.system_attrs["fixed_params"] == full.params
+
+    filler.unlink()
+    kept = _finished_trials(database)
+    assert kept and len(kept) < N_TRIALS, kept
+    trials = _check_the_rerun(tmp_path, database, command, env, kept)
+    [rerun] = [t for t in trials if t.user_attrs.get("retry_of") == full.number]
+    assert rerun.state in FINISHED and rerun.params == full.params
