@@ -11,7 +11,7 @@ def test_defaults_give_photo_level_split_of_random_crops():
     # 16 photos, round(16 * 0.15) = 2 held out, 128 crops each.
     assert data.train.shape == (14 * 128, 3, 32, 32) and data.val.shape == (2 * 128, 3, 32, 32)
     assert data.train.dtype == torch.uint8 and data.train.is_contiguous() and data.val.is_contiguous()
-    assert data.description == "skimage-photos: 16 photos -> 1792 train / 256 val random crops of 32x32x3"
+    assert data.description == "skimage-photos: 16 photos -> 1792 train / 256 val random crops of 32x32x3 (6.0 MiB of uint8 images)"
     assert data.train.float().std() > 30  # real photo content, not padding
     again = load_images(DataConfig())
     assert torch.equal(data.train, again.train) and torch.equal(data.val, again.val)

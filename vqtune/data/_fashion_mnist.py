@@ -10,6 +10,7 @@ from typing import Tuple
 import numpy as np
 
 from vqtune.config import DataConfig
+from vqtune.data._memory import check_fits
 from vqtune.data._split import cap_images
 from vqtune.errors import DataError
 
@@ -71,6 +72,7 @@ def load_fashion_mnist(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.n
             f"data.resolution {height}x{width} is smaller than the {h}x{w} fashion-mnist images; "
             f"use at least {max(h, w)} (32 allows three halvings)"
         )
+    check_fits(cfg, len(train) + len(val), channels, per_source=1)
     top, left = (height - h) // 2, (width - w) // 2
 
     def pad(images: np.ndarray) -> np.ndarray:

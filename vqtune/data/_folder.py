@@ -15,6 +15,7 @@ from PIL import Image
 from vqtune.config import DataConfig
 from vqtune.data import _cache
 from vqtune.data._decode import crop_image, open_image
+from vqtune.data._memory import check_fits
 from vqtune.data._split import crop_rng, split_images
 from vqtune.errors import DataError
 
@@ -94,6 +95,7 @@ def load_folder(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.ndarray,
     if not root.is_dir():
         raise DataError(f"data.path: {root} is not a directory; set data.path to a directory of images")
     files = _image_files(root)
+    check_fits(cfg, len(files), channels)
     cache_file = _cache.cache_file(cfg, channels, root, files)
     decoded = _cache.read(cache_file)
     if decoded is None:

@@ -10,6 +10,7 @@ from PIL import Image
 
 from vqtune.config import DataConfig
 from vqtune.data._decode import crop_image, to_channels
+from vqtune.data._memory import check_fits
 from vqtune.data._split import crop_rng, split_images
 
 # `text` and `page` are documents, not photographs; the rest of the bundled images are.
@@ -25,6 +26,7 @@ def load_skimage_photos(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.
     Photos, not crops, are split between train and val; with the defaults (32x32 random crops, 128 per photo,
     val_fraction 0.15) that is 14 photos -> 1792 train crops and 2 photos -> 256 val crops.
     """
+    check_fits(cfg, len(PHOTOS), channels)
     groups = []
     for name in PHOTOS:
         pixels = getattr(skimage.data, name)()

@@ -10,6 +10,7 @@ import torch
 from vqtune.config import DataConfig
 from vqtune.data._fashion_mnist import load_fashion_mnist
 from vqtune.data._folder import load_folder
+from vqtune.data._memory import human
 from vqtune.data._skimage_photos import load_skimage_photos
 
 _READERS = {
@@ -47,6 +48,7 @@ def load_images(cfg: DataConfig) -> ImageData:
     """
     channels = cfg.channels or (1 if cfg.source == "fashion-mnist" else 3)
     train, val, description = _READERS[cfg.source](cfg, channels)
+    description = f"{description} ({human(train.nbytes + val.nbytes)} of uint8 images)"
     return ImageData(
         torch.from_numpy(np.ascontiguousarray(train)), torch.from_numpy(np.ascontiguousarray(val)), description
     )

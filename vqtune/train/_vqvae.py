@@ -45,7 +45,9 @@ class VQVAEStage:
         self.cuda = device.type == "cuda"
         # On the GPU as uint8 when it fits (no host-to-device copy per step), else pinned in host memory.
         self.train_u8, self.val_u8 = place([data.train, data.val], device)
-        self.data = data.description
+        held = f"on {device}" if self.train_u8.is_cuda else (
+            "in pinned host memory" if self.train_u8.is_pinned() else "in host memory")
+        self.data = f"{data.description}, held {held}"
         torch.manual_seed(config.seed)
         self.model = build_model(config, in_channels=self.train_u8.shape[1]).to(
             device, memory_format=torch.channels_last)
