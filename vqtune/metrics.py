@@ -15,6 +15,7 @@ class Metric(NamedTuple):
     unit: str
     meaning: str
     objective: bool  # may be the objective of a search (speeds and counts may not)
+    levels: int = 1  # reported by models of at least this many levels (model.levels)
 
 
 METRICS: dict[str, Metric] = {
@@ -24,11 +25,22 @@ METRICS: dict[str, Metric] = {
                             True),
     "val_nmse": Metric("vqvae", "ratio", "val_recon_mse / variance of the validation pixels", True),
     "val_psnr": Metric("vqvae", "dB", "peak signal-to-noise ratio of the validation reconstructions", True),
-    "val_perplexity": Metric("vqvae", "codes", "exp(entropy) of code usage over the whole validation split", True),
-    "val_usage": Metric("vqvae", "fraction", "share of the K codes used at least once on the validation split",
+    "val_perplexity": Metric("vqvae", "codes", "exp(entropy) of code usage over the whole validation split (two "
+                             "levels: the smaller of the two levels')", True),
+    "val_usage": Metric("vqvae", "fraction", "share of the K codes used at least once on the validation split "
+                        "(two levels: of the 2K codes of both)",
                         True),
-    "val_active_codes": Metric("vqvae", "codes", "codes used at least once on the validation split (of K)", True),
-    "rate_bits": Metric("vqvae", "bits/image", "latent cells x log2 K: the fixed-length code of one image", True),
+    "val_active_codes": Metric("vqvae", "codes", "codes used at least once on the validation split (of K; two "
+                               "levels: both levels' together, of 2K)", True),
+    "rate_bits": Metric("vqvae", "bits/image", "latent cells x log2 K: the fixed-length code of one image (two "
+                        "levels: of both grids)", True),
+    "val_perplexity_top": Metric("vqvae", "codes", "two levels: val_perplexity of the top level's codes", True, 2),
+    "val_perplexity_bottom": Metric("vqvae", "codes", "two levels: val_perplexity of the bottom level's codes", True,
+                                    2),
+    "val_active_codes_top": Metric("vqvae", "codes", "two levels: the top level's active codes", True, 2),
+    "val_active_codes_bottom": Metric("vqvae", "codes", "two levels: the bottom level's active codes", True, 2),
+    "rate_bits_top": Metric("vqvae", "bits/image", "two levels: the top grid's cells x log2 K", True, 2),
+    "rate_bits_bottom": Metric("vqvae", "bits/image", "two levels: the bottom grid's cells x log2 K", True, 2),
     "val_code_bits": Metric("vqvae", "bits/image", "the validation codes under the unigram prior of the training "
                             "codes (Laplace-smoothed): what an entropy coder without context needs", True),
     "val_bits_per_dim": Metric("both", "bits/subpixel", "bound on the negative log-likelihood of the whole "
@@ -55,20 +67,20 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def epoch_metrics(stage: str) -> tuple[str, ...]:
-    """What ``stage`` reports after each of its epochs."""
-    return tuple(name for name, m in METRICS.items() if m.stage in (stage, "both"))
+def epoch_metrics(stage: str, levels: int = 1) -> tuple[str, ...]:
+    """What ``stage`` of a model of ``levels`` code grids reports after each of its epochs."""
+    return tuple(name for name, m in METRICS.items() if m.stage in (stage, "both") and m.levels <= levels)
 
 
-def objectives(stage: str) -> tuple[str, ...]:
+def objectives(stage: str, levels: int = 2) -> tuple[str, ...]:
     """The metrics a search whose trials end with ``stage`` can optimize."""
-    return tuple(name for name in epoch_metrics(stage) if METRICS[name].objective)
+    return tuple(name for name in epoch_metrics(stage, levels) if METRICS[name].objective)
 
 
-def final_metrics(stages: tuple[str, ...]) -> tuple[str, ...]:
+def final_metrics(stages: tuple[str, ...], levels: int = 1) -> tuple[str, ...]:
     """What a trial that trains ``stages`` knows at its end: every stage's last epoch, and ``sample_seconds``
     when it trained a prior."""
-    names = {name for stage in stages for name in epoch_metrics(stage)}
+    names = {name for stage in stages for name in epoch_metrics(stage, levels)}
     if "prior" in stages:
         names |= {name for name, m in METRICS.items() if m.stage == "trial"}
     return tuple(name for name in METRICS if name in names)

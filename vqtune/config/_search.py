@@ -292,8 +292,8 @@ class SearchSpace(_Section):
     def _objectives_are_reported(self) -> "SearchSpace":
         if self.objectives is not None and "objective" in self.model_fields_set:
             raise ValueError("objective: give objective (one metric) or objectives (2 or 3), not both")
-        stages = self.base.stages
-        allowed = objectives(stages[-1])
+        stages, levels = self.base.stages, self.base.model.levels
+        allowed = objectives(stages[-1], levels)
         what = {"vqvae": "a VQ-VAE search", "prior": "a prior search"}[stages[-1]]
         if len(stages) == 2:
             what = "a two-stage search (its trials end with the prior)"
@@ -307,7 +307,7 @@ class SearchSpace(_Section):
         metrics = [objective.metric for _, objective in named]
         if len(set(metrics)) < len(metrics):
             raise ValueError(f"objectives: {', '.join(metrics)} names a metric twice; give each once")
-        known = final_metrics(stages)
+        known = final_metrics(stages, levels)
         for i, constraint in enumerate(self.constraints):
             if constraint.metric not in known:
                 raise ValueError(f"constraints.{i}: {constraint} bounds {constraint.metric}, which the trials of this "

@@ -86,6 +86,12 @@ class ModelConfig(_Section):
     embedding_dim: int = Field(64, ge=1, description="D: size of each code vector.")
     codebook_size: int = Field(512, ge=2, description="K: number of code vectors (quantizer.kind vq; fsq has the "
                                "product of quantizer.levels).")
+    levels: int = Field(
+        1, ge=1, le=2, description="1: one code grid; 2: VQ-VAE-2, a top grid top_downsample halvings coarser than "
+        "the bottom one, whose codes condition the bottom quantizer and the decoder (each level has its own "
+        "quantizer of K codes)."
+    )
+    top_downsample: int = Field(1, ge=1, le=3, description="levels 2: halvings from the bottom grid to the top grid.")
 
 
 DEFAULT_FSQ_LEVELS = [8, 5, 5, 5]  # K = 1000 (the FSQ paper's recommended levels for about 2^10 codes)
@@ -253,11 +259,32 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _grid_fits_resolution(self) -> "TrainConfig":
-        factor = 2**self.model.downsample
+        m = self.model
+        if m.levels == 1 and m.top_downsample != ModelConfig.model_fields["top_downsample"].default:
+            raise ValueError("model.top_downsample applies to model.levels 2 only; remove it or set model.levels: 2")
         height, width = self.data.size
+        if m.levels == 2:
+            factor = 2 ** (m.downsample + m.top_downsample)
+            if height % factor or width % factor:
+                raise ValueError(
+                    f"data.resolution {height}x{width} is not divisible by 2^(model.downsample + "
+                    f"model.top_downsample) = {factor} (two levels); use a multiple of {factor} or fewer halvings"
+                )
+            return self
+        factor = 2**m.downsample
         if height % factor or width % factor:
             raise ValueError(
                 f"data.resolution {height}x{width} is not divisible by 2^model.downsample = {factor}; "
                 f"use a multiple of {factor} or a smaller model.downsample"
             )
         return self
+
+    @property
+    def grids(self) -> Tuple[Tuple[int, int], ...]:
+        """(height, width) of each level's code grid: the bottom one, or the top one then the bottom one."""
+        height, width = self.data.size
+        bottom = (height >> self.model.downsample, width >> self.model.downsample)
+        if self.model.levels == 1:
+            return (bottom,)
+        top = (bottom[0] >> self.model.top_downsample, bottom[1] >> self.model.top_downsample)
+        return (top, bottom)

@@ -4,6 +4,7 @@ from vqtune.models.fsq import FiniteScalarQuantizer
 from vqtune.models.pixelcnn import GatedPixelCNN
 from vqtune.models.quantizer import CodeUsage, QuantizerOutput, VectorQuantizer, perplexity_of
 from vqtune.models.vqvae import VQVAE, Decoder, Encoder, VQVAEOutput
+from vqtune.models.vqvae2 import VQVAE2
 
 __all__ = [
     "CodeUsage",
@@ -13,6 +14,7 @@ __all__ = [
     "GatedPixelCNN",
     "QuantizerOutput",
     "VQVAE",
+    "VQVAE2",
     "VQVAEOutput",
     "VectorQuantizer",
     "perplexity_of",

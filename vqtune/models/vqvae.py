@@ -87,10 +87,12 @@ class Decoder(nn.Module):
 
 
 class VQVAEOutput(NamedTuple):
-    """reconstruction: (B, C, H, W); vq: the quantizer's result on the (B, D, H/2^d, W/2^d) latents."""
+    """reconstruction: (B, C, H, W); vq: the quantizer's result on the (B, D, H/2^d, W/2^d) latents (for two
+    levels: the bottom level's, with the loss of both); levels: each level's own result, top first."""
 
     reconstruction: torch.Tensor
     vq: QuantizerOutput
+    levels: tuple = ()
 
 
 class VQVAE(nn.Module):
@@ -132,9 +134,16 @@ class VQVAE(nn.Module):
         self.quantizer = quantizer
         self.decoder = Decoder(in_channels, hidden, residual_hidden, residual_blocks, downsample, embedding_dim)
 
+    levels = 1
+
+    @property
+    def quantizers(self) -> tuple:
+        """Each level's quantizer, top first (one here)."""
+        return (self.quantizer,)
+
     def forward(self, x: torch.Tensor) -> VQVAEOutput:
         vq = self.quantizer(self.encoder(x))
-        return VQVAEOutput(self.decoder(vq.quantized), vq)
+        return VQVAEOutput(self.decoder(vq.quantized), vq, (vq,))
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 
 from vqtune.config import TrainConfig, validate
 from vqtune.errors import ConfigError
-from vqtune.models import VQVAE, FiniteScalarQuantizer, VectorQuantizer
+from vqtune.models import VQVAE, VQVAE2, FiniteScalarQuantizer, VectorQuantizer
 from vqtune.train._checkpoint import load_checkpoint
 
 
@@ -34,8 +34,11 @@ def build_quantizer(config: TrainConfig) -> VectorQuantizer | FiniteScalarQuanti
     )
 
 
-def build_model(config: TrainConfig, in_channels: int) -> VQVAE:
+def build_model(config: TrainConfig, in_channels: int) -> VQVAE | VQVAE2:
     m = config.model
+    if m.levels == 2:
+        return VQVAE2(in_channels, m.hidden, m.residual_hidden, m.residual_blocks, m.downsample, m.top_downsample,
+                      m.embedding_dim, quantizer=build_quantizer(config), top_quantizer=build_quantizer(config))
     return VQVAE(
         in_channels=in_channels,
         hidden=m.hidden,

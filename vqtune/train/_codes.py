@@ -24,14 +24,15 @@ from vqtune.train._images import to_model_space
 log = logging.getLogger("vqtune.train")
 
 # Bump when what is cached changes meaning.
-_CODES_FORMAT = 2
+_CODES_FORMAT = 3
 
 
 @dataclass(frozen=True)
 class Codes:
     """Code grids of the train and val images, and what the two-stage bound needs from stage 1.
 
-    train: (N, h, w) int64; val: (M, h, w) int64.
+    train: (N, h, w) int64; val: (M, h, w) int64: the (bottom) code grids.
+    train_top, val_top: a two-level model's top grids, (N, h', w') and (M, h', w'); None for one level.
     image_shape: (C, H, W) of the images the codes stand for.
     codebook_size: K.
     sigma: the decoder's sigma, fitted on the training split (RMS error of the clamped reconstructions).
@@ -46,6 +47,17 @@ class Codes:
     sigma: float
     val_recon_mse: float
     val_distortion_nats: float
+    train_top: Optional[torch.Tensor] = None
+    val_top: Optional[torch.Tensor] = None
+
+    @property
+    def levels(self) -> int:
+        return 1 if self.val_top is None else 2
+
+    def grids(self, split: str) -> tuple[torch.Tensor, ...]:
+        """The code grids of ``split`` ("train" or "val"), one tensor per level, top first."""
+        bottom, top = (self.train, self.train_top) if split == "train" else (self.val, self.val_top)
+        return (bottom,) if top is None else (top, bottom)
 
     @property
     def subpixels(self) -> int:
@@ -53,8 +65,8 @@ class Codes:
 
     @property
     def latents(self) -> int:
-        """Latent cells of one grid."""
-        return self.val.shape[1] * self.val.shape[2]
+        """Latent cells of one image: of its grid, or of both its grids."""
+        return sum(grid.shape[1] * grid.shape[2] for grid in self.grids("val"))
 
 
 def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.device = "cpu") -> Codes:
@@ -84,8 +96,9 @@ def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.
     train, train_sse, _ = _encode(model, data.train, batch_size, device)
     sigma = math.sqrt(train_sse / data.train.numel())
     val, val_sse, val_nats = _encode(model, data.val, batch_size, device, sigma=sigma)
-    codes = Codes(train, val, tuple(data.train.shape[1:]), model.quantizer.codebook_size, sigma,
-                  val_sse / data.val.numel(), val_nats / len(data.val))
+    tops = {"train_top": train[0], "val_top": val[0]} if len(train) == 2 else {}
+    codes = Codes(train[-1], val[-1], tuple(data.train.shape[1:]), model.quantizer.codebook_size, sigma,
+                  val_sse / data.val.numel(), val_nats / len(data.val), **tops)
     save_checkpoint(cache, **{**dataclasses.asdict(codes), "image_shape": list(codes.image_shape)})
     return codes
 
@@ -99,16 +112,17 @@ def _digest(images: torch.Tensor) -> str:
 
 @torch.no_grad()
 def _encode(model, images_u8: torch.Tensor, batch_size: int, device, sigma: Optional[float] = None):
-    """Codes (N, h, w), the summed squared error of the clamped reconstructions and, with ``sigma``, the summed
-    -log p(x | z) in nats."""
+    """Codes (N, h, w) of each level (top first), the summed squared error of the clamped reconstructions and,
+    with ``sigma``, the summed -log p(x | z) in nats."""
     grids, sse, nats = [], 0.0, 0.0
     for start in range(0, len(images_u8), batch_size):
         batch = images_u8[start : start + batch_size].to(device)
         x = to_model_space(batch)
         indices = model.encode(x)
-        grids.append(indices.cpu())
-        reconstruction = model.decode(indices).float()
+        indices = indices if isinstance(indices, tuple) else (indices,)
+        grids.append([level.cpu() for level in indices])
+        reconstruction = model.decode(*indices).float()
         sse += float((reconstruction.clamp(-0.5, 0.5) - x).pow(2).sum())
         if sigma is not None:
             nats += float(discretized_gaussian_nats(batch, reconstruction + 0.5, sigma).sum())
-    return torch.cat(grids), sse, nats
+    return tuple(torch.cat(level) for level in zip(*grids)), sse, nats

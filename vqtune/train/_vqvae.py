@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from vqtune import run_dir as rd
 from vqtune.config import TrainConfig
 from vqtune.data import ImageData
-from vqtune.models import VQVAE, CodeUsage
+from vqtune.models import VQVAE, VQVAE2, CodeUsage
 from vqtune.train._bound import bits_per_dim, discretized_gaussian_nats, unigram_code_nats
 from vqtune.train._build import build_model
 from vqtune.train._images import image_grid, to_model_space, to_uint8
@@ -22,6 +22,27 @@ from vqtune.train._placement import place
 from vqtune.train._reporter import Reporter
 
 GRID_IMAGES = 8
+LEVELS = ("top", "bottom")  # the names of two levels' metrics, top first
+
+
+def _usages(model: VQVAE | VQVAE2, device) -> list[CodeUsage]:
+    """One empty usage count per level of ``model``, top first."""
+    return [CodeUsage(q.codebook_size, device=device) for q in model.quantizers]
+
+
+def _usage_metrics(usage: list[CodeUsage]) -> dict:
+    """val_perplexity, val_usage and val_active_codes of one level, or of two with each level's own."""
+    active = sum(u.active_codes() for u in usage)
+    metrics = {
+        "val_perplexity": min(u.perplexity() for u in usage),
+        "val_usage": active / sum(u.counts.numel() for u in usage),
+        "val_active_codes": active,
+    }
+    if len(usage) == 2:
+        for name, u in zip(LEVELS, usage):
+            metrics[f"val_perplexity_{name}"] = u.perplexity()
+            metrics[f"val_active_codes_{name}"] = u.active_codes()
+    return metrics
 
 
 class VQVAEStage:
@@ -56,11 +77,9 @@ class VQVAEStage:
         self.batch_size = min(config.optim.batch_size, len(self.train_u8))
         self.steps = len(self.train_u8) // self.batch_size  # drop the ragged last batch: every step the same shape
         self.val_variance = float(self.val_u8.double().div(255).var())
-        height, width = config.data.size
-        factor = 2**config.model.downsample
-        self.rate_bits = (height // factor) * (width // factor) * math.log2(config.codebook_size)
-        self.usage: Optional[CodeUsage] = None
-        self.train_usage: Optional[CodeUsage] = None
+        self.level_rate_bits = [h * w * math.log2(config.codebook_size) for h, w in config.grids]
+        self.usage: Optional[list[CodeUsage]] = None
+        self.train_usage: Optional[list[CodeUsage]] = None
         self.sigma = math.nan
 
     def train_epoch(self, epoch: int, reporter: Reporter) -> tuple[dict, float]:
@@ -71,7 +90,7 @@ class VQVAEStage:
         order = torch.randperm(len(self.train_u8), device=self.train_u8.device)
         sums = torch.zeros(3, device=self.device)  # recon MSE, commitment, total loss: summed over steps
         clamped_sse = torch.zeros((), dtype=torch.float64, device=self.device)  # for the decoder's sigma
-        self.train_usage = CodeUsage(model.quantizer.codebook_size, device=self.device)  # for the unigram prior
+        self.train_usage = _usages(model, self.device)  # for the unigram prior of each level
         for step in range(self.steps):
             x = to_model_space(self.train_u8[order[step * batch_size : (step + 1) * batch_size]].to(self.device))
             with autocast:
@@ -85,7 +104,8 @@ class VQVAEStage:
             optimizer.step()
             sums += torch.stack([recon.detach(), out.vq.commitment_loss, loss.detach()])
             clamped_sse += (out.reconstruction.detach().float().clamp(-0.5, 0.5) - x).pow(2).sum().double()
-            self.train_usage.update(out.vq.counts)
+            for usage, level in zip(self.train_usage, out.levels):
+                usage.update(level.counts)
             reporter.on_step(epoch, step + 1)
         train_recon, train_commitment, train_loss = (sums / max(self.steps, 1)).tolist()
         self.sigma = math.sqrt(float(clamped_sse) / max(self.steps * batch_size * self.train_u8[0].numel(), 1))
@@ -96,15 +116,18 @@ class VQVAEStage:
                  "train_images_per_s": images_per_s}, train_loss)
 
     def evaluate(self) -> dict:
-        self.usage = CodeUsage(self.model.quantizer.codebook_size, device=self.device)
+        self.usage = _usages(self.model, self.device)
         metrics = evaluate(self.model, self.val_u8, self.config.optim.batch_size, self.val_variance, self.usage,
                            sigma=self.sigma)
         images, subpixels = len(self.val_u8), self.val_u8[0].numel()
-        code_nats = unigram_code_nats(self.train_usage.counts, self.usage.counts) / images
+        code_nats = sum(unigram_code_nats(train.counts, val.counts)
+                        for train, val in zip(self.train_usage, self.usage)) / images
         distortion_nats = metrics.pop("distortion_nats")
+        if len(self.level_rate_bits) == 2:
+            metrics.update({f"rate_bits_{name}": bits for name, bits in zip(LEVELS, self.level_rate_bits)})
         return {
             **metrics,
-            "rate_bits": self.rate_bits,
+            "rate_bits": sum(self.level_rate_bits),
             "val_code_bits": code_nats / math.log(2),
             "val_distortion_bits_per_dim": bits_per_dim(0.0, distortion_nats, subpixels),
             "val_bits_per_dim": bits_per_dim(code_nats, distortion_nats, subpixels),
@@ -122,23 +145,28 @@ class VQVAEStage:
         val = self.val_u8
         picks = torch.linspace(0, len(val) - 1, min(GRID_IMAGES, len(val)), device=val.device).long()
         save_reconstructions(self.model, val[picks].to(self.device), run_dir / rd.RECONSTRUCTIONS)
-        rd.write_code_usage(run_dir, self.usage.counts.cpu().long().tolist())
+        rd.write_code_usage(run_dir, self.usage[-1].counts.cpu().long().tolist())  # the bottom level's
 
 
 @torch.no_grad()
-def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: float,
-             usage: Optional[CodeUsage] = None, sigma: Optional[float] = None) -> dict:
+def evaluate(model: VQVAE | VQVAE2, images_u8: torch.Tensor, batch_size: int, variance: float,
+             usage: Optional[list[CodeUsage]] = None, sigma: Optional[float] = None) -> dict:
     """Reconstruction error and code usage of ``model`` over all of ``images_u8`` (N, C, H, W) uint8:
     ``val_recon_mse``, ``val_nmse``, ``val_psnr``, ``val_perplexity``, ``val_usage``, ``val_active_codes``,
     ``val_images_per_s``,
     and with ``sigma`` also ``distortion_nats``: -log p(x | z) per image under the discretised Gaussian decoder.
 
-    ``usage``, when given, must be empty; it is filled with the code counts of the whole split.
+    A two-level model also reports each level's ``val_perplexity_top`` / ``_bottom`` and ``val_active_codes_top``
+    / ``_bottom``; then ``val_active_codes`` counts both levels, ``val_usage`` is of their 2K codes and
+    ``val_perplexity`` is the smaller level's (the one closer to collapse).
+
+    ``usage``, when given, holds one empty :class:`CodeUsage` per level (top first); they are filled with the
+    code counts of the whole split.
     """
     model.eval()
     device = next(model.parameters()).device  # the images may be pinned in host memory (see _placement.py)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    usage = usage if usage is not None else CodeUsage(model.quantizer.codebook_size, device=device)
+    usage = usage if usage is not None else _usages(model, device)
     sse = torch.zeros((), dtype=torch.float64, device=device)
     nats = torch.zeros((), dtype=torch.float64, device=device)
     t0 = time.perf_counter()
@@ -148,7 +176,8 @@ def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: f
         with autocast:
             out = model(x)
         sse += (out.reconstruction.float() - x).pow(2).sum().double()
-        usage.update(out.vq.counts)
+        for level_usage, level in zip(usage, out.levels):
+            level_usage.update(level.counts)
         if sigma is not None:
             nats += discretized_gaussian_nats(batch, out.reconstruction.float() + 0.5, sigma).sum()
     mse = float(sse) / images_u8.numel()
@@ -159,9 +188,7 @@ def evaluate(model: VQVAE, images_u8: torch.Tensor, batch_size: int, variance: f
         "val_recon_mse": mse,
         "val_nmse": mse / variance if variance > 0 else math.nan,
         "val_psnr": -10 * math.log10(mse) if mse != 0 else math.inf,  # NaN or -inf for a diverged model
-        "val_perplexity": usage.perplexity(),
-        "val_usage": usage.usage_fraction(),
-        "val_active_codes": usage.active_codes(),
+        **_usage_metrics(usage),
         "val_images_per_s": len(images_u8) / seconds,
     }
 
