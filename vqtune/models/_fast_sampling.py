@@ -128,7 +128,7 @@ class CachedSampler:
         _push_row(self.vertical_inputs[0], None, self.half)  # layer 0's next row: filled as codes are put
 
     def _start_row(self, r: int) -> None:
-        """The vertical term of row r's horizontal pre-activations, (B, 2C, 1, W) per layer."""
+        """The vertical term of row r's horizontal pre-activations per layer, channels last: (B, W, 2C)."""
         self.from_above = []
         for i, layer in enumerate(self.layers):
             from_above = layer.vertical_to_horizontal(self.vertical_features[i])

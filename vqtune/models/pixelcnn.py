@@ -169,8 +169,9 @@ class GatedPixelCNN(nn.Module):
         ``condition``: (B, condition_channels, H, W) for a conditioned prior. ``method``: "fast" (default)
         keeps each layer's computed rows and pixels and computes one position per step
         (:class:`CachedSampler`); "reference" evaluates the whole network on the rows so far for every
-        position. Both draw the same codes for the same ``generator`` state (in eval mode, where dropout
-        is off; call ``eval()`` before sampling).
+        position. Both make the same generator calls in the same order on logits that agree to float
+        rounding, so they draw the same codes from the same ``generator`` state unless a rounding
+        difference decides a draw (in eval mode, where dropout is off: call ``eval()`` before sampling).
         """
         batch, height, width = shape
         features = self.condition_features(condition, shape)
