@@ -25,6 +25,7 @@ bench: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/train_throughput.py --write BENCHMARKS.md
 	$(PY) benchmarks/trainer_vs_reference.py --profile --write BENCHMARKS.md
 	$(PY) benchmarks/prior_throughput.py --write BENCHMARKS.md
+	$(PY) benchmarks/sampling.py --write BENCHMARKS.md
 	$(PY) benchmarks/orchestration_overhead.py --write BENCHMARKS.md
 	$(PY) benchmarks/fashion_mnist_search.py --write BENCHMARKS.md
 	$(PY) benchmarks/whole_model.py --write BENCHMARKS.md
@@ -35,6 +36,7 @@ bench-quick: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/train_throughput.py --epochs 3 --crops-per-image 32 > /dev/null
 	$(PY) benchmarks/trainer_vs_reference.py --repeats 1 > /dev/null
 	$(PY) benchmarks/prior_throughput.py --repeats 2 > /dev/null
+	$(PY) benchmarks/sampling.py --quick --repeats 1 > /dev/null
 	$(PY) benchmarks/orchestration_overhead.py --trials 5 --epochs 1 6 --repeats 1 > /dev/null
 	$(PY) benchmarks/fashion_mnist_search.py --trials 4 --epochs 3 --max-images 1200 > /dev/null
 	$(PY) benchmarks/whole_model.py --trials 1 --epochs 1 --crops-per-image 6 --max-images 200 > /dev/null

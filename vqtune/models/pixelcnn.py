@@ -5,24 +5,31 @@ and, through a one-row shift of the vertical stack, everything above: together n
 layer is masked "A" (the current position is excluded); later layers are "B" (included, because their
 inputs already exclude it). Causality comes from padding and shifting rather than weight masks, so it
 holds on any grid shape, square or not.
+
+Conditioning (the paper's conditional Gated PixelCNN, as the VQ-VAE-2 bottom prior uses it): a feature map
+known in full before sampling, e.g. the embedded and upsampled top codes, goes through a small non-causal
+stack and is added, through a 1x1 projection per layer, to the gate pre-activations of both stacks.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqtune.models._fast_sampling import CachedSampler
+
 
 class GatedLayer(nn.Module):
-    """One gated layer: tanh(W_f * x) * sigmoid(W_g * x) on both stacks.
+    """One gated layer: tanh(W_f * x + V_f * s) * sigmoid(W_g * x + V_g * s) on both stacks.
 
-    Shapes: ``v`` and ``h`` are (B, C, H, W).
+    Shapes: ``v`` and ``h`` are (B, C, H, W); the conditioning features ``s``, when the layer has them,
+    (B, C, H, W) too.
     """
 
-    def __init__(self, channels: int, kernel: int, first: bool, dropout: float = 0.0):
+    def __init__(self, channels: int, kernel: int, first: bool, dropout: float = 0.0, conditioned: bool = False):
         super().__init__()
         if kernel % 2 == 0 or kernel < 3:
             raise ValueError(f"kernel must be odd and >= 3, got {kernel}")
@@ -35,30 +42,40 @@ class GatedLayer(nn.Module):
         self.horizontal = nn.Conv2d(channels, 2 * channels, (1, self.half + 1))
         self.horizontal_out = nn.Conv2d(channels, channels, 1)
         self.dropout = nn.Dropout(dropout)
+        self.conditioned = conditioned
+        if conditioned:
+            self.condition_vertical = nn.Conv2d(channels, 2 * channels, 1)
+            self.condition_horizontal = nn.Conv2d(channels, 2 * channels, 1)
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor):
+    def forward(self, v: torch.Tensor, h: torch.Tensor, condition: Optional[torch.Tensor] = None):
         height, width = v.shape[-2:]
         v_features = self.vertical(F.pad(v, (self.half, self.half, self.half, 0)))
+        if self.conditioned:
+            v_features = v_features + self.condition_vertical(condition)
         # Shift down one row: the horizontal stack at row r may only see rows < r of the vertical stack.
         shifted = F.pad(v_features, (0, 0, 1, 0))[:, :, :height, :]
+        from_above = self.vertical_to_horizontal(shifted)
+        if self.conditioned:
+            from_above = from_above + self.condition_horizontal(condition)
         if self.first:
             h_features = self.horizontal(F.pad(h, (self.half + 1, 0, 0, 0)))[:, :, :, :width]
         else:
             h_features = self.horizontal(F.pad(h, (self.half, 0, 0, 0)))
-        h_features = h_features + self.vertical_to_horizontal(shifted)
-        v_out = _gate(v_features)
-        h_out = self.horizontal_out(self.dropout(_gate(h_features)))
+        h_features = h_features + from_above
+        v_out = self.gate(v_features)
+        h_out = self.horizontal_out(self.dropout(self.gate(h_features)))
         # No residual in the first layer: its input holds the current position, which it must not see.
         return v_out, (h_out if self.first else h + h_out)
 
-
-def _gate(x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=1)
-    return torch.tanh(a) * torch.sigmoid(b)
+    @staticmethod
+    def gate(x: torch.Tensor) -> torch.Tensor:
+        """tanh(a) * sigmoid(b) of the two halves of x's dimension 1: (B, 2C, ...) -> (B, C, ...)."""
+        a, b = x.chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
 
 
 class GatedPixelCNN(nn.Module):
-    """Autoregressive prior p(z) = prod_i p(z_i | z_<i) over (B, H, W) code grids in raster order.
+    """Autoregressive prior p(z) = prod_i p(z_i | z_<i [, s]) over (B, H, W) code grids in raster order.
 
     Args:
         codebook_size: K, the number of codes (and of logits per position).
@@ -66,46 +83,108 @@ class GatedPixelCNN(nn.Module):
         layers: gated layers (the first masked A, the rest B).
         kernel: odd kernel size of the stacks.
         dropout: dropout on the horizontal stack's gated features.
+        condition_channels: channels of the conditioning map ``s`` (B, condition_channels, H, W) that
+            ``forward`` and ``sample`` then require; 0 (default): unconditioned.
 
     Example:
         >>> prior = GatedPixelCNN(codebook_size=16, channels=8, layers=3)
         >>> prior(torch.randint(0, 16, (2, 4, 6))).shape
         torch.Size([2, 16, 4, 6])
+        >>> bottom = GatedPixelCNN(codebook_size=16, channels=8, layers=3, condition_channels=5)
+        >>> bottom(torch.randint(0, 16, (2, 4, 6)), condition=torch.randn(2, 5, 4, 6)).shape
+        torch.Size([2, 16, 4, 6])
     """
 
     def __init__(self, codebook_size: int, channels: int = 64, layers: int = 8, kernel: int = 3,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, condition_channels: int = 0):
         super().__init__()
+        if condition_channels < 0:
+            raise ValueError(f"condition_channels must be >= 0, got {condition_channels}")
         self.codebook_size = codebook_size
+        self.condition_channels = condition_channels
         self.embedding = nn.Embedding(codebook_size, channels)
+        conditioned = condition_channels > 0
+        if conditioned:
+            # Non-causal: the condition is known in full before the first code is drawn.
+            self.condition_stack = nn.Sequential(
+                nn.Conv2d(condition_channels, channels, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(channels, channels, 3, padding=1),
+            )
         self.layers = nn.ModuleList(
-            GatedLayer(channels, kernel, first=(i == 0), dropout=dropout) for i in range(layers)
+            GatedLayer(channels, kernel, first=(i == 0), dropout=dropout, conditioned=conditioned)
+            for i in range(layers)
         )
         self.head = nn.Sequential(
             nn.ReLU(), nn.Conv2d(channels, 4 * channels, 1), nn.ReLU(), nn.Conv2d(4 * channels, codebook_size, 1)
         )
 
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        """(B, H, W) int64 codes -> (B, K, H, W) logits of p(z_i | z_<i)."""
-        return self.forward_embedded(self.embedding(codes).permute(0, 3, 1, 2))
+    def forward(self, codes: torch.Tensor, condition: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, H, W) int64 codes -> (B, K, H, W) logits of p(z_i | z_<i [, s]).
 
-    def forward_embedded(self, x: torch.Tensor) -> torch.Tensor:
+        ``condition``: (B, condition_channels, H, W), required by a conditioned prior and refused otherwise.
+        """
+        return self.forward_embedded(self.embed(codes), condition)
+
+    def forward_embedded(self, x: torch.Tensor, condition: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Logits from already embedded codes ``x`` (B, C, H, W) (lets tests differentiate w.r.t. inputs)."""
+        batch, _, height, width = x.shape
+        return self.logits(x, self.condition_features(condition, (batch, height, width)))
+
+    def embed(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) int64 codes -> (B, C, H, W) embeddings."""
+        return self.embedding(codes).permute(0, 3, 1, 2)
+
+    def condition_features(self, condition: Optional[torch.Tensor],
+                           shape: tuple[int, int, int]) -> Optional[torch.Tensor]:
+        """The conditioning stack's (B, C, H, W) features of ``condition`` for code grids of ``shape``
+        (B, H, W); None for an unconditioned prior. Raises ValueError when ``condition`` is missing,
+        unexpected or of the wrong shape."""
+        if self.condition_channels == 0:
+            if condition is not None:
+                raise ValueError("this prior is unconditioned (condition_channels=0) but got a condition; "
+                                 "build it with condition_channels > 0 or pass condition=None")
+            return None
+        expected = (shape[0], self.condition_channels, shape[1], shape[2])
+        if condition is None:
+            raise ValueError(f"this prior is conditioned: pass condition of shape {expected} "
+                             "(B, condition_channels, H, W) at the code grid's size")
+        if tuple(condition.shape) != expected:
+            raise ValueError(f"condition has shape {tuple(condition.shape)}, expected {expected} "
+                             "(B, condition_channels, H, W) at the code grid's size")
+        return self.condition_stack(condition)
+
+    def logits(self, x: torch.Tensor, features: Optional[torch.Tensor]) -> torch.Tensor:
+        """Embedded codes (B, C, H, W) and conditioning features (B, C, H, W) or None -> (B, K, H, W)."""
         v = h = x
         for layer in self.layers:
-            v, h = layer(v, h)
+            v, h = layer(v, h, features)
         return self.head(h)
 
     @torch.no_grad()
     def sample(self, shape: tuple[int, int, int], temperature: float = 1.0,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Draw (B, H, W) code grids in raster order: one network evaluation per position."""
+               generator: Optional[torch.Generator] = None, condition: Optional[torch.Tensor] = None,
+               method: Literal["fast", "reference"] = "fast") -> torch.Tensor:
+        """Draw (B, H, W) code grids in raster order.
+
+        ``condition``: (B, condition_channels, H, W) for a conditioned prior. ``method``: "fast" (default)
+        keeps each layer's computed rows and pixels and computes one position per step
+        (:class:`CachedSampler`); "reference" evaluates the whole network on the rows so far for every
+        position. Both make the same generator calls in the same order on logits that agree to float
+        rounding, so they draw the same codes from the same ``generator`` state unless a rounding
+        difference decides a draw (in eval mode, where dropout is off: call ``eval()`` before sampling).
+        """
         batch, height, width = shape
+        features = self.condition_features(condition, shape)
+        if method == "fast":
+            return CachedSampler(self, shape, features).sample(temperature, generator)
+        if method != "reference":
+            raise ValueError(f"method must be 'fast' or 'reference', got {method!r}")
         device = self.embedding.weight.device
         codes = torch.zeros(shape, dtype=torch.long, device=device)
         for r in range(height):
+            rows = None if features is None else features[:, :, : r + 1]
             for c in range(width):
                 # Rows below r are still zeros and cannot influence position (r, c): causality.
-                logits = self.forward(codes[:, : r + 1])[:, :, r, c] / temperature
+                logits = self.logits(self.embed(codes[:, : r + 1]), rows)[:, :, r, c] / temperature
                 codes[:, r, c] = torch.multinomial(F.softmax(logits.float(), dim=1), 1, generator=generator)[:, 0]
         return codes
