@@ -3,6 +3,7 @@
 from vqtune.models.fsq import FiniteScalarQuantizer
 from vqtune.models.pixelcnn import GatedPixelCNN
 from vqtune.models.quantizer import CodeUsage, QuantizerOutput, VectorQuantizer, perplexity_of
+from vqtune.models.two_level_prior import TwoLevelPrior
 from vqtune.models.vqvae import VQVAE, Decoder, Encoder, VQVAEOutput
 from vqtune.models.vqvae2 import VQVAE2
 
@@ -13,6 +14,7 @@ __all__ = [
     "FiniteScalarQuantizer",
     "GatedPixelCNN",
     "QuantizerOutput",
+    "TwoLevelPrior",
     "VQVAE",
     "VQVAE2",
     "VQVAEOutput",

@@ -6,22 +6,34 @@ import contextlib
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from vqtune import run_dir as rd
 from vqtune.config import PriorConfig, TrainConfig
-from vqtune.models import GatedPixelCNN
+from vqtune.models import GatedPixelCNN, TwoLevelPrior
 from vqtune.train._checkpoint import load_checkpoint
 from vqtune.train._bound import bits_per_dim, unigram_code_nats
 from vqtune.train._codes import encode_dataset
 from vqtune.train._reporter import Reporter
 
 
-def build_prior(prior: PriorConfig, codebook_size: int) -> GatedPixelCNN:
-    return GatedPixelCNN(codebook_size, channels=prior.channels, layers=prior.layers, kernel=prior.kernel,
-                         dropout=prior.dropout)
+def build_prior(prior: PriorConfig, codebook_size: int, top_downsample: Optional[int] = None):
+    """A Gated PixelCNN over one level's codes, or, with ``top_downsample``, the two PixelCNNs of a two-level
+    model (the bottom one conditioned on the top codes)."""
+    options = {"channels": prior.channels, "layers": prior.layers, "kernel": prior.kernel, "dropout": prior.dropout}
+    if top_downsample is not None:
+        return TwoLevelPrior(codebook_size, top_downsample, **options)
+    return GatedPixelCNN(codebook_size, **options)
+
+
+def nll_sum(model: GatedPixelCNN | TwoLevelPrior, grids: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """-log p of the code ``grids`` (one tensor per level, top first) in nats, summed."""
+    if len(grids) == 2:
+        return model.nll_sum(*grids)
+    return F.cross_entropy(model(grids[0]).float(), grids[0], reduction="sum")
 
 
 class PriorStage:
@@ -44,17 +56,23 @@ class PriorStage:
         self.cuda = device.type == "cuda"
         self.checkpoint = Path(checkpoint)
         self.codes = encode_dataset(self.checkpoint, device=device)
-        self.train, self.val = self.codes.train.to(device), self.codes.val.to(device)
+        self.train = tuple(grid.to(device) for grid in self.codes.grids("train"))
+        self.val = tuple(grid.to(device) for grid in self.codes.grids("val"))
+        self.top_downsample = None
+        if self.codes.levels == 2:  # the halvings between the grids, as the checkpoint's model has them
+            self.top_downsample = (self.train[1].shape[1] // self.train[0].shape[1]).bit_length() - 1
         torch.manual_seed(config.seed)
-        self.model = build_prior(prior, self.codes.codebook_size).to(device)
+        self.model = build_prior(prior, self.codes.codebook_size, self.top_downsample).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=prior.lr, weight_decay=prior.weight_decay)
-        self.batch_size = min(prior.batch_size, len(self.train))
-        self.steps = len(self.train) // self.batch_size
-        self.data = (f"{len(self.train)} train / {len(self.val)} val code grids of {self.train.shape[1]}x"
-                     f"{self.train.shape[2]} from {self.checkpoint}")
+        n_train, n_val = len(self.train[0]), len(self.val[0])
+        self.batch_size = min(prior.batch_size, n_train)
+        self.steps = n_train // self.batch_size
+        shapes = " + ".join(f"{grid.shape[1]}x{grid.shape[2]}" for grid in self.train)
+        self.data = f"{n_train} train / {n_val} val code grids of {shapes} from {self.checkpoint}"
         codes, k = self.codes, self.codes.codebook_size
-        unigram = unigram_code_nats(torch.bincount(codes.train.flatten(), minlength=k),
-                                    torch.bincount(codes.val.flatten(), minlength=k)) / len(codes.val)
+        unigram = sum(unigram_code_nats(torch.bincount(train.flatten(), minlength=k),
+                                        torch.bincount(val.flatten(), minlength=k))
+                      for train, val in zip(codes.grids("train"), codes.grids("val"))) / n_val
         self.references = {
             "val_distortion_bits_per_dim": bits_per_dim(0.0, codes.val_distortion_nats, codes.subpixels),
             "val_bits_per_dim_unigram": bits_per_dim(unigram, codes.val_distortion_nats, codes.subpixels),
@@ -67,13 +85,13 @@ class PriorStage:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(self.train), device=self.device)
+        order = torch.randperm(len(self.train[0]), device=self.device)
         total = torch.zeros((), device=self.device)
+        latents_per_grid = sum(grid.shape[1] * grid.shape[2] for grid in self.train)
         for step in range(self.steps):
-            batch = self.train[order[step * batch_size : (step + 1) * batch_size]]
+            picks = order[step * batch_size : (step + 1) * batch_size]
             with autocast:
-                logits = model(batch)
-            loss = F.cross_entropy(logits.float(), batch)
+                loss = nll_sum(model, tuple(grid[picks] for grid in self.train)) / (len(picks) * latents_per_grid)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None:
@@ -84,7 +102,7 @@ class PriorStage:
         train_nll = float(total) / max(self.steps, 1)
         if self.cuda:
             torch.cuda.synchronize(self.device)
-        latents = self.steps * batch_size * self.train.shape[1] * self.train.shape[2]
+        latents = self.steps * batch_size * latents_per_grid
         return {"train_nll": train_nll, "latents_per_s": latents / (time.perf_counter() - t0)}, train_nll
 
     def evaluate(self) -> dict:
@@ -95,30 +113,38 @@ class PriorStage:
                 **self.references}
 
     def checkpoint_fields(self) -> dict:
-        return {"prior": self.prior.model_dump(mode="json"), "vqvae_checkpoint": str(self.checkpoint.resolve()),
-                "codebook_size": self.codes.codebook_size, "grid": [int(self.train.shape[1]), int(self.train.shape[2])]}
+        bottom = self.train[-1]
+        fields = {"prior": self.prior.model_dump(mode="json"), "vqvae_checkpoint": str(self.checkpoint.resolve()),
+                  "codebook_size": self.codes.codebook_size, "grid": [int(bottom.shape[1]), int(bottom.shape[2])]}
+        if self.top_downsample is not None:
+            top = self.train[0]
+            fields.update(top_grid=[int(top.shape[1]), int(top.shape[2])], top_downsample=self.top_downsample)
+        return fields
 
     def finish(self, run_dir: Path) -> None:
         """Nothing beyond the checkpoints."""
 
 
 @torch.no_grad()
-def evaluate_prior(model: GatedPixelCNN, codes: torch.Tensor, batch_size: int) -> float:
-    """Mean negative log-likelihood of ``codes`` (N, h, w) in nats per latent."""
+def evaluate_prior(model: GatedPixelCNN | TwoLevelPrior, codes: torch.Tensor | tuple[torch.Tensor, ...],
+                   batch_size: int) -> float:
+    """Mean negative log-likelihood of ``codes`` (N, h, w), or of one (N, h, w) grid per level, in nats per
+    latent."""
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=codes.device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if codes.is_cuda else contextlib.nullcontext()
-    for start in range(0, len(codes), batch_size):
-        batch = codes[start : start + batch_size]
+    grids = codes if isinstance(codes, tuple) else (codes,)
+    total = torch.zeros((), dtype=torch.float64, device=grids[0].device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if grids[0].is_cuda else contextlib.nullcontext()
+    for start in range(0, len(grids[0]), batch_size):
         with autocast:
-            logits = model(batch)
-        total += F.cross_entropy(logits.float(), batch, reduction="sum").double()
-    return float(total) / codes.numel()
+            total += nll_sum(model, tuple(grid[start : start + batch_size] for grid in grids)).double()
+    return float(total) / sum(grid.numel() for grid in grids)
 
 
-def load_prior(path: Path, device: str | torch.device = "cpu") -> tuple[GatedPixelCNN, dict]:
-    """The prior in a stage-2 checkpoint (eval mode) and the checkpoint's other fields."""
+def load_prior(path: Path, device: str | torch.device = "cpu") -> tuple[GatedPixelCNN | TwoLevelPrior, dict]:
+    """The prior in a stage-2 checkpoint (eval mode) and the checkpoint's other fields (``grid``, and for two
+    levels ``top_grid``)."""
     state = load_checkpoint(path, map_location=device)
-    model = build_prior(PriorConfig.model_validate(state["prior"]), int(state["codebook_size"]))
+    model = build_prior(PriorConfig.model_validate(state["prior"]), int(state["codebook_size"]),
+                        state.get("top_downsample"))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state

@@ -29,8 +29,11 @@ def sample_images(run_dir: Path, n: int = 64, temperature: float = 1.0, seed: in
     torch_device = resolve_device(device)
     prior, state = load_prior(path, device=torch_device)
     vqvae, _ = load_vqvae(Path(state["vqvae_checkpoint"]), device=torch_device)
-    height, width = state["grid"]
     generator = torch.Generator(device=torch_device).manual_seed(seed)
-    codes = prior.sample((n, height, width), temperature=temperature, generator=generator)
-    images = to_uint8(vqvae.decode(codes))
+    if "top_grid" in state:  # two levels: the top grid, then the bottom grid given it
+        codes = prior.sample(n, tuple(state["top_grid"]), tuple(state["grid"]), temperature=temperature,
+                             generator=generator)
+    else:
+        codes = (prior.sample((n, *state["grid"]), temperature=temperature, generator=generator),)
+    images = to_uint8(vqvae.decode(*codes))
     return image_grid([images[i : i + ROW] for i in range(0, n, ROW)], min_tile=32)
