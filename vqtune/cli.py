@@ -167,8 +167,8 @@ def _study_name(args: argparse.Namespace) -> None:
     if positional is not None:
         if args.study is not None and args.study != positional:
             raise VqtuneError(f"two study names: {positional!r} and --study {args.study!r}; give only --study NAME")
-        logging.getLogger("vqtune").warning("`vqtune %s %s` is deprecated; use `vqtune %s --study %s`",
-                                            args.command, positional, args.command, positional)
+        print(f"vqtune: warning: `vqtune {args.command} {positional}` is deprecated; use "
+              f"`vqtune {args.command} --study {positional}`", file=sys.stderr)
         args.study = positional
     if hasattr(args, "study_positional") and args.study is None:
         raise VqtuneError(f"vqtune {args.command} needs a study: add --study NAME (`vqtune studies` lists them)")

@@ -84,8 +84,8 @@ def plan_deletion(storage_url: str, name: str, artifact_dir: Optional[Path] = No
         study = optuna.load_study(study_name=name, storage=storage)
     live = live_trials(study, timing.get("grace_period", Storage().grace_period))
     if live:
-        raise StudyError(f"study {name!r} in {mask(storage_url)} is in use: trials {', '.join(map(str, live))} are "
-                         "running with a fresh heartbeat; stop that search first, nothing was deleted")
+        raise StudyError(f"study {name!r} in {mask(storage_url)} is in use by a running search (trials with a fresh "
+                         f"heartbeat: {', '.join(map(str, live))}); stop that search first; nothing was deleted")
     trials = study.get_trials(deepcopy=False)
     root = _trial_root(recorded, name)
     directories = _run_directories(root, trials) if root is not None else []
