@@ -182,17 +182,19 @@ def _run(args: argparse.Namespace) -> int:
     space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
     if args.storage is None and "storage" not in space.model_fields_set and os.environ.get(STORAGE_ENV):
         space = space.model_copy(update={"storage": space.storage.model_copy(update={"url": os.environ[STORAGE_ENV]})})
-    console = Console(stderr=True, soft_wrap=True)  # URLs and commands stay whole, to copy and paste
+    # The live view wraps to the terminal (a soft-wrapping console would crop it); the summary goes to stdout.
+    console = Console(stderr=True)
     result = run_study(space, space_file=args.space, address=args.address, allow_sqlite=args.allow_sqlite,
                        verbose=args.verbose, console=console)
     summary = _run_summary(space, result)
     _print_summary(summary, space, result, args.format)
     if result.interrupted:
         console.print("interrupted: the trials in flight were stopped and queued again; the same command "
-                      "continues the search")
+                      "continues the search", soft_wrap=True)
         return 130
     if not result.pareto:
-        console.print(f"no trial completed (within the constraints); see `vqtune trials --study {space.study}`")
+        console.print(f"no trial completed (within the constraints); see `vqtune trials --study {space.study}`",
+                      soft_wrap=True)
         return 0 if summary["counts"]["pruned"] or summary["counts"]["complete"] else 1
     return 0
 
