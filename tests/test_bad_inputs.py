@@ -435,10 +435,10 @@ CASES = [
     pytest.param(lambda ctx: ["export", "--study", "bad", "--storage", f"sqlite:///{ctx.tmp}/none.db", "-o", "x.yaml"],
                  ["storage sqlite:///{tmp}/none.db: no such database file",
                   "give the --storage of an existing study"], id="export-missing-database"),
-    pytest.param(with_db(["report", "nope", "--storage", "{url}", "-o", "report.html"]),
+    pytest.param(with_db(["report", "--study", "nope", "--storage", "{url}", "-o", "report.html"]),
                  ["no study 'nope'", "studies there: bad"], id="report-unknown-study"),
-    pytest.param(with_db(["trials", "nope", "--storage", "{url}"]), ["no study 'nope'", "studies there: bad"],
-                 id="trials-unknown-study"),
+    pytest.param(with_db(["trials", "--study", "nope", "--storage", "{url}"]),
+                 ["no study 'nope'", "studies there: bad"], id="trials-unknown-study"),
 ]
 
 

@@ -17,8 +17,8 @@ READ_ONLY = textwrap.dedent("""
 
     storage, out = sys.argv[1], sys.argv[2]
     codes = {
-        "studies": main(["studies", "--storage", storage]),
-        "trials": main(["trials", "tiny", "--storage", storage]),
+        "studies": main(["studies", "--storage", storage, "--format", "csv"]),
+        "trials": main(["trials", "--study", "tiny", "--storage", storage, "--format", "json"]),
         "export": main(["export", "--study", "tiny", "--storage", storage, "-o", out + "/best.yaml"]),
         "report": main(["report", "tiny", "--storage", storage, "-o", out + "/report.html"]),
     }
@@ -33,6 +33,7 @@ READ_ONLY = textwrap.dedent("""
             return None
     with mock.patch("vqtune.dashboard.make_server", NotServed):
         codes["dashboard"] = main(["dashboard", "--storage", storage])
+    codes["delete"] = main(["delete", "--study", "tiny", "--storage", storage, "--yes"])
     loaded = [name for name in sys.modules if name.split(".")[0] in ("ray", "torch")]
     print(json.dumps({"codes": codes, "loaded": loaded}))
 """)
@@ -46,7 +47,7 @@ def test_read_only_commands_import_neither_ray_nor_torch(ray_session, tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
     result = json.loads(child.stdout.strip().splitlines()[-1])
-    assert result["codes"] == {"studies": 0, "trials": 0, "export": 0, "report": 0, "dashboard": 0}
+    assert result["codes"] == {"studies": 0, "trials": 0, "export": 0, "report": 0, "dashboard": 0, "delete": 0}
     assert result["loaded"] == []
     assert (tmp_path / "best.yaml").exists() and (tmp_path / "report.html").exists()
 

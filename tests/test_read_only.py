@@ -15,8 +15,9 @@ def _other_program_db(path):
     db.close()
 
 
-@pytest.mark.parametrize("argv", [["studies"], ["trials", "x"], ["export", "--study", "x", "-o", "x.yaml"],
-                                  ["report", "x", "-o", "x.html"], ["dashboard"]])
+@pytest.mark.parametrize("argv", [["studies"], ["trials", "--study", "x"], ["export", "--study", "x", "-o", "x.yaml"],
+                                  ["report", "--study", "x", "-o", "x.html"], ["dashboard"],
+                                  ["delete", "--study", "x", "--yes"]])
 def test_reading_another_programs_database_changes_nothing(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "some-other-app.db"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -28,6 +30,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.storage = os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
     _configure_logging(args.debug)
     try:
+        _study_name(args)
         return args.func(args) or 0
     except VqtuneError as exc:
         if args.debug:
@@ -45,9 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vqtune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    # Every command takes --debug after its name too; SUPPRESS keeps one given before the name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--format", choices=FORMATS, default="table",
+                        help="table (default), json (one document) or csv, on stdout")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = _adder(commands, common)
 
-    train = commands.add_parser(
+    train = add(
         "train", help="train a VQ-VAE, and its prior with a prior: section (defaults: bundled photos)"
     )
     train.add_argument("config", nargs="?", type=Path, help="training config YAML (default: built-in defaults)")
@@ -57,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="continue a run from its last checkpoint (its config.yaml, plus any --set)")
     train.set_defaults(func=_train)
 
-    sample = commands.add_parser("sample", help="decode samples of a run's PixelCNN prior into an image grid")
+    sample = add("sample", help="decode samples of a run's PixelCNN prior into an image grid")
     sample.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run with a trained prior (prior_best.pt)")
     sample.add_argument("--n", type=int, default=64, help="number of samples (default 64, 8 per row)")
     sample.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
@@ -66,13 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--output", type=Path, required=True, metavar="PNG")
     sample.set_defaults(func=_sample)
 
-    show = commands.add_parser("config", help="print a training config, resolved and commented, as YAML")
+    show = add("config", help="print a training config, resolved and commented, as YAML")
     show.add_argument("config", nargs="?", type=Path, help="training config YAML (default: built-in defaults)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config key (repeatable)")
     show.set_defaults(func=_config)
 
-    run = commands.add_parser("run", help="search hyperparameters: Ray Tune trials over an Optuna search space")
+    run = add("run", parents=[output],
+              help="search hyperparameters: Ray Tune trials over an Optuna search space")
     run.add_argument("space", type=Path, help="search-space YAML, e.g. search_spaces/quick.yaml")
     run.add_argument("--storage", metavar="URL", help="study database (default: the file's storage, else "
                      f"${STORAGE_ENV}, else {DEFAULT_STORAGE})")
@@ -87,18 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show Ray's own tables and logs")
     run.set_defaults(func=_run)
 
-    export = commands.add_parser("export", help="write a trial of a study (the best by default) as a train config")
+    export = add("export", help="write a trial of a study (the best by default) as a train config")
     export.add_argument("--study", required=True, metavar="NAME")
     export.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     export.add_argument("--trial", type=int, metavar="N", help="trial number (default: the best complete trial)")
     export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     export.set_defaults(func=_export)
 
-    studies = commands.add_parser("studies", help="list the studies of a storage")
+    studies = add("studies", parents=[output], help="list the studies of a storage")
     studies.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     studies.set_defaults(func=_studies)
 
-    dashboard = commands.add_parser("dashboard", help="optuna-dashboard on a storage, with the trials' artifacts")
+    dashboard = add("dashboard", help="optuna-dashboard on a storage, with the trials' artifacts")
     dashboard.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine "
                            "only; 0.0.0.0 opens it to the network)")
@@ -114,8 +125,9 @@ def _parser() -> argparse.ArgumentParser:
                            "rename, tell, notes (default: read-only)")
     dashboard.set_defaults(func=_dashboard)
 
-    report = commands.add_parser("report", help="write a self-contained HTML report of a study (and its table)")
-    report.add_argument("study", metavar="STUDY")
+    report = add("report", help="write a self-contained HTML report of a study (and its table)")
+    report.add_argument("study_positional", nargs="?", metavar="STUDY", help="deprecated: use --study")
+    report.add_argument("--study", metavar="NAME", help="the study")
     report.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     report.add_argument("-o", "--output", type=Path, required=True, metavar="HTML")
     report.add_argument("--csv", type=Path, metavar="FILE", help="also write the trials table as CSV")
@@ -124,11 +136,42 @@ def _parser() -> argparse.ArgumentParser:
                         "else studies/artifacts")
     report.set_defaults(func=_report)
 
-    trials = commands.add_parser("trials", help="list the trials of a study")
-    trials.add_argument("study", metavar="NAME")
+    trials = add("trials", parents=[output], help="list the trials of a study (json, csv: every column)")
+    trials.add_argument("study_positional", nargs="?", metavar="STUDY", help="deprecated: use --study")
+    trials.add_argument("--study", metavar="NAME", help="the study")
     trials.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     trials.set_defaults(func=_trials)
+
+    delete = add("delete", help="delete a study, its trials' run directories and its artifacts (asks first)")
+    delete.add_argument("--study", required=True, metavar="NAME")
+    delete.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    delete.add_argument("--artifact-dir", type=Path, help="default: the study's, else artifacts/ next to a SQLite "
+                        "database, else studies/artifacts")
+    delete.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
+    delete.set_defaults(func=_delete)
     return parser
+
+
+FORMATS = ("table", "json", "csv")
+
+
+def _adder(commands, common: argparse.ArgumentParser):
+    def add(name: str, *, parents=(), **kwargs) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common, *parents], **kwargs)
+    return add
+
+
+def _study_name(args: argparse.Namespace) -> None:
+    """``--study NAME``; ``report`` and ``trials`` still take the name as their first argument, deprecated."""
+    positional = getattr(args, "study_positional", None)
+    if positional is not None:
+        if args.study is not None and args.study != positional:
+            raise VqtuneError(f"two study names: {positional!r} and --study {args.study!r}; give only --study NAME")
+        print(f"vqtune: warning: `vqtune {args.command} {positional}` is deprecated; use "
+              f"`vqtune {args.command} --study {positional}`", file=sys.stderr)
+        args.study = positional
+    if hasattr(args, "study_positional") and args.study is None:
+        raise VqtuneError(f"vqtune {args.command} needs a study: add --study NAME (`vqtune studies` lists them)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -139,41 +182,77 @@ def _run(args: argparse.Namespace) -> int:
     space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
     if args.storage is None and "storage" not in space.model_fields_set and os.environ.get(STORAGE_ENV):
         space = space.model_copy(update={"storage": space.storage.model_copy(update={"url": os.environ[STORAGE_ENV]})})
-    console = Console(stderr=True, soft_wrap=True)  # URLs and commands stay whole, to copy and paste
+    # The live view wraps to the terminal (a soft-wrapping console would crop it); the summary goes to stdout.
+    console = Console(stderr=True)
     result = run_study(space, space_file=args.space, address=args.address, allow_sqlite=args.allow_sqlite,
                        verbose=args.verbose, console=console)
-    counts = {state.name.lower(): n for state, n in result.counts.items() if n}
-    console.print(f"study {space.study} in {result.storage_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    summary = _run_summary(space, result)
+    _print_summary(summary, space, result, args.format)
     if result.interrupted:
         console.print("interrupted: the trials in flight were stopped and queued again; the same command "
-                      "continues the search")
+                      "continues the search", soft_wrap=True)
         return 130
     if not result.pareto:
-        console.print(f"no trial completed (within the constraints); see `vqtune trials {space.study}`")
-        return 0 if counts.get("pruned") or counts.get("complete") else 1
-    if space.is_multi_objective:
-        metrics = " / ".join(goal.metric for goal in space.goals)
-        console.print(f"Pareto front ({metrics}), {len(result.pareto)} trials:")
-        for trial in result.pareto:
-            values = " / ".join(f"{v:.6g}" for v in trial.values)
-            params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-            console.print(f"  trial {trial.number}: {values}  {params}")
-    else:
-        console.print(f"best: trial {result.best.number}, {space.objective.metric} = {result.best.value:.6g}")
-        for key, value in result.best.params.items():
-            console.print(f"  {key}: {value}")
-    pick = "" if not space.is_multi_objective else f" --trial {result.pareto[0].number}"
+        console.print(f"no trial completed (within the constraints); see `vqtune trials --study {space.study}`",
+                      soft_wrap=True)
+        return 0 if summary["counts"]["pruned"] or summary["counts"]["complete"] else 1
+    return 0
+
+
+def _run_summary(space, result) -> dict:
+    """What ``vqtune run`` ends with: the study, its storage, trials by state, the best trial (a single-objective
+    study) or the Pareto front (a multi-objective one), and the commands to run next."""
     implied = (DEFAULT_STORAGE, os.environ.get(STORAGE_ENV))  # what the next commands find without --storage
     storage = "" if space.storage.url in implied else f" --storage '{result.storage_url}'"
-    console.print(
-        "next:\n"
-        f"  vqtune trials {space.study}{storage}\n"
-        f"  vqtune report {space.study}{storage} -o {space.study}-report.html\n"
-        f"  vqtune dashboard{storage}\n"
-        f"  vqtune export --study {space.study}{storage}{pick} -o {space.study}-best.yaml\n"
-        f"  vqtune train {space.study}-best.yaml"
-    )
-    return 0
+    pick = f" --trial {result.pareto[0].number}" if space.is_multi_objective and result.pareto else ""
+    best = result.best
+    return {
+        "study": space.study,
+        "storage": result.storage_url,
+        "metrics": [goal.metric for goal in space.goals],
+        "counts": {state.name.lower(): n for state, n in result.counts.items()},
+        "interrupted": result.interrupted,
+        "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params},
+        "pareto": None if not space.is_multi_objective else [
+            {"number": t.number, "values": t.values, "params": t.params} for t in result.pareto],
+        "next": [
+            f"vqtune trials --study {space.study}{storage}",
+            f"vqtune report --study {space.study}{storage} -o {space.study}-report.html",
+            f"vqtune dashboard{storage}",
+            f"vqtune export --study {space.study}{storage}{pick} -o {space.study}-best.yaml",
+            f"vqtune train {space.study}-best.yaml",
+        ] if result.pareto else [f"vqtune trials --study {space.study}{storage}"],
+    }
+
+
+def _print_summary(summary: dict, space, result, form: str) -> None:
+    """The summary on stdout: a few lines (table), one JSON document, or the best / Pareto trials as CSV."""
+    if form == "json":  # floats in full; NaN and inf as null
+        print(json.dumps(_finite(summary), allow_nan=False))
+        return
+    if form == "csv":
+        import pandas as pd
+
+        metrics = summary["metrics"]
+        rows = [{"number": t.number, **dict(zip(metrics, t.values)), **t.params} for t in result.pareto]
+        pd.DataFrame(rows, columns=["number", *metrics] if not rows else None).to_csv(sys.stdout, index=False)
+        return
+    counts = ", ".join(f"{n} {state}" for state, n in summary["counts"].items() if n)
+    lines = [f"study {summary['study']} in {summary['storage']}: {counts or 'no trials'}"]
+    if summary["pareto"]:
+        lines.append(f"Pareto front ({' / '.join(summary['metrics'])}), {len(summary['pareto'])} trials:")
+        for trial in summary["pareto"]:
+            values = " / ".join(f"{v:.6g}" for v in trial["values"])
+            params = ", ".join(f"{k}={v}" for k, v in trial["params"].items())
+            lines.append(f"  trial {trial['number']}: {values}  {params}")
+    elif summary["best"]:
+        best = summary["best"]
+        lines.append(f"best: trial {best['number']}, {summary['metrics'][0]} {best['value']:.6g}")
+        lines += [f"  {key}: {value}" for key, value in best["params"].items()]
+    if result.pareto:
+        lines.append("next:")
+        lines += [f"  {command}" for command in summary["next"]]
+    print("\n".join(lines), flush=True)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -188,7 +267,7 @@ def _export(args: argparse.Namespace) -> int:
 def _studies(args: argparse.Namespace) -> int:
     from vqtune.study import open_storage, studies_table
 
-    _print_frame(studies_table(open_storage(Storage(url=args.storage), create=False)), "no studies")
+    _print_frame(studies_table(open_storage(Storage(url=args.storage), create=False)), "no studies", args.format)
     return 0
 
 
@@ -197,6 +276,9 @@ def _trials(args: argparse.Namespace) -> int:
 
     study = load_existing(open_storage(Storage(url=args.storage), create=False), args.study, args.storage)
     frame = trials_frame(study)
+    if args.format != "table":  # scripts get every column, as report --csv writes them
+        _print_frame(frame, "no trials", args.format)
+        return 0
     params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
     recorded = study.user_attrs.get(SPACE_ATTR)
     # A multi-objective study: each objective under its metric's name, and which trials are Pareto-optimal.
@@ -235,9 +317,36 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_frame(frame, empty: str) -> None:
+def _delete(args: argparse.Namespace) -> int:
+    from vqtune.study import plan_deletion
+
+    deletion = plan_deletion(args.storage, args.study, args.artifact_dir)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise VqtuneError(f"delete study {args.study!r}: stdin is not a terminal to confirm on; add --yes "
+                              "to delete without asking (nothing was deleted)")
+        print(f"delete {deletion.describe()}?\ntype the study's name to confirm: ", end="", file=sys.stderr,
+              flush=True)
+        if input().strip() != args.study:
+            print("nothing was deleted", file=sys.stderr)
+            return 1
+    kept = deletion.carry_out()
+    print(f"deleted {deletion.describe()}")
+    if kept:
+        print(f"kept {deletion.trial_root}: it also holds {', '.join(p.name for p in kept[:5])}, which are not "
+              "this study's", file=sys.stderr)
+    return 0
+
+
+def _print_frame(frame, empty: str, form: str = "table") -> None:
     from rich.table import Table
 
+    if form == "json":  # NaN and inf as null, timestamps as ISO strings
+        print(frame.to_json(orient="records", date_format="iso", double_precision=15))
+        return
+    if form == "csv":
+        frame.to_csv(sys.stdout, index=False)
+        return
     if frame.empty:
         print(empty)
         return
@@ -247,6 +356,15 @@ def _print_frame(frame, empty: str) -> None:
     for row in frame.itertuples(index=False):
         table.add_row(*("" if _missing(v) else f"{v:.5g}" if isinstance(v, float) else str(v) for v in row))
     Console(width=max(240, Console().width)).print(table)  # a wide table beats truncated columns
+
+
+def _finite(value):
+    """``value`` with every NaN or infinite float (a diverged trial's) replaced by None, for JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _missing(value) -> bool:

@@ -27,9 +27,9 @@ def test_run_export_train(ray_session, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     space = _space_file(tmp_path)
     assert main(["run", str(space), "--set", "base.optim.epochs=2"]) == 0
-    err = capsys.readouterr().err
-    assert "study cli in sqlite:///" in err and "2 complete" in err
-    assert "vqtune export --study cli -o cli-best.yaml" in err
+    out = capsys.readouterr().out  # the summary is stdout's; progress stays on stderr
+    assert "study cli in sqlite:///" in out and "2 complete" in out
+    assert "vqtune export --study cli -o cli-best.yaml" in out
     assert (tmp_path / "studies" / "vqtune.db").exists()  # the default storage, relative to the working dir
 
     assert main(["trials", "cli"]) == 0

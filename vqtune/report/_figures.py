@@ -56,15 +56,27 @@ def _first_objective(study: optuna.Study, metric: str) -> dict:
     return {"target": lambda trial: trial.values[0], "target_name": metric}
 
 
+# Below this many complete trials, importances (a forest fitted to the trials) are mostly noise.
+MIN_IMPORTANCE_TRIALS = 10
+
+
 def param_importances(study: optuna.Study, metric: str = "objective") -> go.Figure:
-    """Optuna's importances (of the first objective in a multi-objective study); a note instead when the study
-    has too few complete trials."""
+    """Optuna's importances (of the first objective in a multi-objective study), from the complete trials,
+    their number in the title; a note saying how many more are needed while there are fewer than
+    ``MIN_IMPORTANCE_TRIALS``."""
+    title = "Parameter importances"
+    used = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if used < MIN_IMPORTANCE_TRIALS:
+        more = MIN_IMPORTANCE_TRIALS - used
+        return _note(title, f"needs {MIN_IMPORTANCE_TRIALS} complete trials, the study has {used}: "
+                            f"{more} more to go")
     try:
         with warnings.catch_warnings():  # Optuna reminds that a custom target is minimised: it is one of ours
             warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
-            return plot_param_importances(study, **_first_objective(study, metric))
+            figure = plot_param_importances(study, **_first_objective(study, metric))
     except (ValueError, RuntimeError) as exc:
-        return _note("Parameter importances", f"not available yet: {exc}")
+        return _note(title, f"not available yet: {exc}")
+    return figure.update_layout(title=f"{title}, from {used} complete trials")
 
 
 def parallel_coordinates(study: optuna.Study, metric: str = "objective") -> go.Figure:

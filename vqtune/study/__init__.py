@@ -5,6 +5,7 @@ needs this package and Optuna, never Ray; ``vqtune.tune`` builds the search on i
 """
 
 from vqtune.study._artifacts import ArtifactStore, artifact_store, default_artifact_dir
+from vqtune.study._delete import Deletion, plan_deletion
 from vqtune.study._export import export_config, trial_train_config
 from vqtune.study._sampling import ParetoRule, build_pruner, build_sampler, grid_of, grid_points
 from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage
@@ -17,6 +18,7 @@ from vqtune.study._study import (
     count_states,
     fail_stale_trials,
     goal_metrics,
+    live_trials,
     load_existing,
     open_study,
 )
@@ -25,6 +27,7 @@ from vqtune.study._tables import studies_table, trials_frame
 
 __all__ = [
     "ArtifactStore",
+    "Deletion",
     "ParetoRule",
     "FINISHED_STATES",
     "SPACE_ATTR",
@@ -43,10 +46,12 @@ __all__ = [
     "grid_of",
     "grid_points",
     "is_sqlite",
+    "live_trials",
     "load_existing",
     "mask",
     "open_storage",
     "open_study",
+    "plan_deletion",
     "studies_table",
     "suggest",
     "trial_train_config",

@@ -112,6 +112,21 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
     return numbers
 
 
+def live_trials(study: optuna.Study, grace_period: float) -> list[int]:
+    """Numbers of the RUNNING trials of ``study`` that a live run is still working on: those that
+    :func:`fail_stale_trials` would leave alone (a fresh heartbeat, or none yet and started under
+    ``grace_period`` s ago)."""
+    storage = study._storage
+    running = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return []
+    stale = set(_never_beat(study, grace_period))
+    # stale by the storage's own grace period, as Optuna judges (a storage without heartbeats has none)
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+        stale.update(storage._get_stale_trial_ids(study._study_id))
+    return [t.number for t in running if t._trial_id not in stale]
+
+
 def _never_beat(study: optuna.Study, grace_period: float) -> list[int]:
     """Storage ids of the RUNNING trials of ``study`` that have no heartbeat and started over ``grace_period``
     s ago. A live driver records a trial's first heartbeat right after ``ask`` (some 40 ms)."""

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import optuna
 from ray import tune
-from ray.tune.stopper import Stopper
+from ray.tune.stopper import CombinedStopper, Stopper
 from rich.console import Console
 from rich.live import Live
 from sqlalchemy.engine import make_url
 
-from vqtune.config import SearchSpace
+from vqtune.config import PARAM_TYPES, SearchSpace, load_search_space, validate
 from vqtune.data import load_images
 from vqtune.errors import ConfigError, StorageError
 from vqtune.study import (
@@ -39,20 +40,33 @@ from vqtune.tune._trial import run_trial
 log = logging.getLogger("vqtune.tune")
 
 
+# What Optuna's ``study.optimize(callbacks=...)`` takes: called with the study and a copy of each finished trial.
+TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
 @dataclass
 class SearchResult:
+    """What a search ends with: its study (to read with :func:`vqtune.study.trials_frame`, export, report),
+    trials by state, and the best trial or the Pareto front."""
+
     study: optuna.Study
-    storage_url: str
-    counts: dict
+    storage_url: str  # the password masked
+    counts: dict[optuna.trial.TrialState, int]
     best: Optional[optuna.trial.FrozenTrial]  # a single-objective study's best feasible trial
     pareto: list[optuna.trial.FrozenTrial]  # the best trial, or a multi-objective study's Pareto-optimal ones
     interrupted: bool = False  # stopped (Ctrl-C) before n_trials finished; the same command continues it
 
+    @property
+    def best_params(self) -> Optional[dict]:
+        """The best trial's parameters by config key (None in a multi-objective study, or with no best trial)."""
+        return None if self.best is None else dict(self.best.params)
+
 
 def run_study(
-    space: SearchSpace,
+    space: Union[SearchSpace, Mapping[str, Any], str, Path],
     *,
     space_file: Optional[Path] = None,
+    callbacks: Sequence[TrialCallback] = (),
     address: Optional[str] = None,
     allow_sqlite: bool = False,
     verbose: bool = False,
@@ -60,11 +74,21 @@ def run_study(
 ) -> SearchResult:
     """Run the search ``space`` describes and return its study once ``space.n_trials`` trials have finished.
 
+    ``space`` is a search-space YAML file (a path), a dict with the same keys (validated as a file is), or a
+    :class:`~vqtune.config.SearchSpace`. Each of ``callbacks`` is called as Optuna's ``study.optimize`` calls
+    its own, ``callback(study, frozen_trial)``, in this process after each trial finishes (COMPLETE, PRUNED or
+    FAIL), with a copy of that trial; one that raises stops the search (its trials in flight are queued again,
+    as after Ctrl-C) and the exception comes out of ``run_study``.
+
     Running it again with the same study continues it: finished trials stay, trials of a killed run are
     failed and rerun, and no finished trial is repeated. Uses the Ray session already initialised in this
     process, or starts one (local, or the cluster at ``address``). On a cluster of several nodes a SQLite
     storage is refused unless ``allow_sqlite``.
+
+    >>> result = run_study("search_spaces/quick.yaml")  # doctest: +SKIP
+    >>> result.best.number, result.best.value, result.best_params  # doctest: +SKIP
     """
+    space, space_file = _search_space(space, space_file)
     console = console or Console(stderr=True)
     check_search(space)  # storage reachable, sampler and pruner options valid: before Ray starts or a study is made
     space = _absolute_paths(space)
@@ -89,19 +113,31 @@ def run_study(
     if not verbose:  # Optuna's line per created study and told trial would scroll the live view away
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return _search(space, storage, space_file, cpu, gpu, verbose, console)
+        return _search(space, storage, space_file, cpu, gpu, verbose, console, list(callbacks))
     finally:
         optuna.logging.set_verbosity(verbosity)
 
 
+def _search_space(space, space_file: Optional[Path]) -> tuple[SearchSpace, Optional[Path]]:
+    """``space`` as a SearchSpace, and the file it came from (recorded in the study)."""
+    if isinstance(space, SearchSpace):
+        return space, space_file
+    if isinstance(space, (str, Path)):
+        return load_search_space(Path(space)), space_file or Path(space)
+    if isinstance(space, Mapping):
+        return validate(SearchSpace, space, "search space (dict)", tags=PARAM_TYPES), space_file
+    raise TypeError(f"space must be a SearchSpace, a dict or the path of a YAML file, not {type(space).__name__}")
+
+
 def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file: Optional[Path], cpu: float,
-            gpu: float, verbose: bool, console: Console) -> SearchResult:
+            gpu: float, verbose: bool, console: Console, callbacks: list[TrialCallback]) -> SearchResult:
     """The study's trials as Ray Tune trials, shown live, until ``n_trials`` have finished."""
     study = open_study(space, storage, space_file)
     trial_root = space.trial_dir / space.study
     searcher = StudySearcher(study, storage, space, space.n_trials, trial_root, artifact_dir_of(space))
     n_trials = searcher.n_trials  # a grid search ends with its last distinct point
     disk_full = _StopWhenDiskFull(study, storage, space)
+    told = _TellCallbacks(study, storage, callbacks)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, space=space, study_name=space.study),
         {"cpu": cpu, "gpu": gpu},
@@ -122,8 +158,8 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
                 verbose=2 if verbose else 0,
                 # a trial whose worker process dies is run again, from its last epoch checkpoint
                 failure_config=tune.FailureConfig(max_failures=space.resources.max_restarts),
-                callbacks=[LiveView(study, space, n_trials, live), disk_full],
-                stop=disk_full,
+                callbacks=[LiveView(study, space, n_trials, live), disk_full, told],
+                stop=CombinedStopper(disk_full, told),
             ),
         )
         try:
@@ -139,6 +175,8 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
                 raise
     if disk_full.error is not None:
         raise disk_full.error
+    if told.error is not None:
+        raise told.error
     try:
         counts = count_states(study)
     except Exception as exc:
@@ -213,6 +251,40 @@ class _StopWhenDiskFull(tune.Callback, Stopper):
             f"trial {frozen.number} found no space left on its disk ({reason.splitlines()[0][:160]}; its run "
             f"directory is under trial_dir {self.space.trial_dir}); finished trials are kept and its parameters "
             "queued again: once there is space, the same command continues the search")
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.error is not None
+
+
+class _TellCallbacks(tune.Callback, Stopper):
+    """Calls the caller's callbacks with each trial Ray has finished, once the searcher has recorded its end
+    state (Ray tells the searcher before its callbacks). An exception a callback raises ends the search through
+    the stopper (Ray would only log it) and is raised again by the runner, as ``study.optimize`` would."""
+
+    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, callbacks: list[TrialCallback]):
+        self.study, self.storage, self.callbacks = study, storage, callbacks
+        self.error: Optional[BaseException] = None
+
+    def __getstate__(self) -> dict:
+        return {}  # pickled with the experiment state, like the other callbacks
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if self.error is not None or not self.callbacks or "trial_id" not in trial.config:
+            return
+        frozen = self.storage.get_trial(trial.config["trial_id"])
+        if not frozen.state.is_finished():
+            return
+        for callback in self.callbacks:
+            try:
+                callback(self.study, copy.deepcopy(frozen))
+            except Exception as exc:  # noqa: BLE001  (raised again once Ray has stopped)
+                self.error = exc
+                return
+
+    on_trial_error = on_trial_complete
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False
