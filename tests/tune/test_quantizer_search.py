@@ -62,7 +62,7 @@ def test_the_shipped_quantizer_search_tries_both_kinds_and_exports_each(ray_sess
 
     storage_url = f"sqlite:///{tmp_path}/studies.db"
     capsys.readouterr()
-    assert main(["trials", "quantizers", "--storage", storage_url]) == 0
+    assert main(["trials", "--study", "quantizers", "--storage", storage_url]) == 0
     table = capsys.readouterr().out
     assert "val_active" in table and "fsq" in table  # headers are cut to the terminal's width
 
@@ -77,7 +77,7 @@ def test_the_shipped_quantizer_search_tries_both_kinds_and_exports_each(ray_sess
         assert yaml.safe_load(exported.read_text())["quantizer"]["kind"] == kind
 
     report, csv = tmp_path / "report.html", tmp_path / "trials.csv"
-    assert main(["report", "quantizers", "--storage", storage_url, "-o", str(report), "--csv", str(csv)]) == 0
+    assert main(["report", "--study", "quantizers", "--storage", storage_url, "-o", str(report), "--csv", str(csv)]) == 0
     assert "Active codes vs codebook size" in report.read_text()
     frame = pandas.read_csv(csv).set_index("number")
     for trial in finished:
