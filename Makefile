@@ -29,6 +29,7 @@ bench: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/orchestration_overhead.py --write BENCHMARKS.md
 	$(PY) benchmarks/fashion_mnist_search.py --write BENCHMARKS.md
 	$(PY) benchmarks/whole_model.py --write BENCHMARKS.md
+	$(PY) benchmarks/quantizers.py --write BENCHMARKS.md
 	$(PY) benchmarks/summary.py --write BENCHMARKS.md
 
 # The same benchmarks, smaller (a few minutes): they print their reports and leave BENCHMARKS.md as it is.
@@ -40,6 +41,7 @@ bench-quick: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/orchestration_overhead.py --trials 5 --epochs 1 6 --repeats 1 > /dev/null
 	$(PY) benchmarks/fashion_mnist_search.py --trials 4 --epochs 3 --max-images 1200 > /dev/null
 	$(PY) benchmarks/whole_model.py --trials 1 --epochs 1 --crops-per-image 6 --max-images 200 > /dev/null
+	$(PY) benchmarks/quantizers.py --epochs 1 --prior-epochs 1 --max-images 700 --crops-per-image 8 > /dev/null
 
 # A storage outage: a PostgreSQL server stopped mid-search and started again, and the search rerun, 3 times; then
 # concurrent writers: 8 processes report epochs to SQLite, then PostgreSQL, for 60 s each. Fails if a finished

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fashion_mnist_search
 import orchestration_overhead
 import outage
+import quantizers
 import records
 import soak
 import trainer_vs_reference
@@ -17,6 +18,7 @@ SECTION = "summary"
 HEADLINES = [("trainer_vs_reference", trainer_vs_reference.headline),
              ("orchestration_overhead", orchestration_overhead.headline),
              ("pruning_savings", fashion_mnist_search.headline),
+             ("quantizers", quantizers.headline),
              ("soak", soak.headline),
              ("outage", outage.headline)]
 
