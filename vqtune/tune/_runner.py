@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from vqtune.config import SearchSpace
 from vqtune.data import load_images
 from vqtune.errors import ConfigError, StorageError
+from vqtune.preflight import search_warnings
 from vqtune.study import (
     best_trial,
     best_trials,
@@ -67,6 +68,8 @@ def run_study(
     """
     console = console or Console(stderr=True)
     check_search(space)  # storage reachable, sampler and pruner options valid: before Ray starts or a study is made
+    for warning in search_warnings(space):
+        console.print(f"vqtune: warning: {warning}", markup=False, highlight=False)
     space = _absolute_paths(space)
     _check_writable(space)
     # A dataset or checkpoint that cannot load fails here, before anything is written to a study; a folder
