@@ -50,8 +50,8 @@ def search_warnings(space: SearchSpace) -> list[str]:
         warnings.append(
             f"the validation split is tiny: {sizes.val_sources} {unit}{'s' * (sizes.val_sources != 1)} "
             f"({sizes.val_images} images) of {sizes.sources}, so every trial is judged on them (wanted: at least "
-            f"{MIN_VAL_SOURCES} {unit}s and {MIN_VAL_IMAGES} images); add images or raise {share} "
-            f"(--set base.data.val_fraction=...)")
+            f"{MIN_VAL_SOURCES} {unit}s and {MIN_VAL_IMAGES} images); add images, or raise {share} with "
+            "--set base.data.val_fraction=...")
     return warnings
 
 
@@ -186,6 +186,34 @@ def estimate_trial(config: TrainConfig, sizes: SplitSizes, stage1: TrainConfig,
     return seconds, parts
 
 
+def _data_load_seconds(config: TrainConfig) -> tuple[float, str]:
+    """How long a trial takes to load its images, timed when that writes nothing (not a folder whose decoded
+    cache is still missing: the search decodes it once, before its first trial, and the trials read the cache)."""
+    import time
+
+    from vqtune.data import load_images
+
+    data = config.data
+    if data.source == "folder" and not split_sizes(data).exact:
+        return 0.0, "not timed: the folder is decoded once, before the first trial, which a dry run does not do"
+    start = time.perf_counter()
+    load_images(data)
+    seconds = time.perf_counter() - start
+    return seconds, f"{_duration(seconds)}, timed"
+
+
+def _worker_start_seconds() -> float:
+    """Seconds a fresh Python process takes to import what a trial needs (Ray's workers each do once)."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, vqtune.train, vqtune.study"], check=True,
+                   capture_output=True, timeout=300)
+    return time.perf_counter() - start
+
+
 def _local_resources(space: SearchSpace) -> tuple[float, float, int, int, Optional[int], str]:
     """CPUs and GPUs per trial as Ray would give them on this machine, the machine's CPUs and GPUs, how many
     trials run at once, and the device a trial trains on."""
@@ -244,6 +272,8 @@ def _study_lines(space: SearchSpace) -> tuple[list[str], int]:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2g} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -275,7 +305,7 @@ def dry_run(space: SearchSpace, space_file: Optional[Path] = None, *, address: O
     sizes, data = data_sizes(space.base)
     how = "" if sizes.exact else " (counted from the files, not decoded)"
     lines.append(f"data: {data.source}: {sizes.sources} sources -> {sizes.train_images} train / {sizes.val_images} "
-                 f"val images of {data.size[0]}x{data.size[1]} ({sizes.val_sources} sources held out){how}")
+                 f"val images of {data.size[0]}x{data.size[1]} ({sizes.val_sources} held out for validation){how}")
     cpu, gpu, cpus, gpus, concurrent, device = _local_resources(space)
     where = "this machine" if address is None and not os.environ.get("RAY_ADDRESS") else \
         "this machine (the Ray cluster's resources are not asked in a dry run, which starts no Ray)"
@@ -299,9 +329,13 @@ def dry_run(space: SearchSpace, space_file: Optional[Path] = None, *, address: O
             out(f"  {label} trial ({params}): {_duration(seconds)} per trial ({'; '.join(parts)})")
     finally:
         torch.set_num_threads(threads)
-    low, high = min(estimates) * remaining / concurrent, max(estimates) * remaining / concurrent
+    load, loaded = _data_load_seconds(cheapest.stage1)
+    start = _worker_start_seconds()
+    out(f"  each trial also loads its data ({loaded}); each of the {concurrent} worker processes starts once "
+        f"({_duration(start)}: importing torch and vqtune)")
+    low, high = ((s + load) * remaining / concurrent + start for s in (min(estimates), max(estimates)))
     span = _duration(low) if len(estimates) == 1 else f"{_duration(low)} to {_duration(high)}"
-    out(f"  search: {remaining} trial{'s' * (remaining != 1)} left, {concurrent} at once: {span} "
-        "(plus a few seconds to start Ray and each worker)")
+    out(f"  search: {remaining} trial{'s' * (remaining != 1)} left, {concurrent} at once: {span}, plus Ray's own "
+        "start")
     for line in search_warnings(space):
         warn(line)
