@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a key of the search-space file, e.g. --set base.optim.epochs=3")
     run.add_argument("--verbose", action="store_true", help="show Ray's own tables and logs")
+    run.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event files (the same as "
+                     "--set tensorboard=false)")
     run.add_argument("--dry-run", action="store_true", help="validate the file and print the space, trials, "
                      "resources, study and a time estimate; run and write nothing")
     run.set_defaults(func=_run)
@@ -136,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from vqtune.config import load_search_space
 
-    settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials}
+    settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials,
+                "tensorboard": False if args.no_tensorboard else None}
     space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
     if args.storage is None and "storage" not in space.model_fields_set and os.environ.get(STORAGE_ENV):
         space = space.model_copy(update={"storage": space.storage.model_copy(update={"url": os.environ[STORAGE_ENV]})})

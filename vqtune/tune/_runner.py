@@ -35,6 +35,7 @@ from vqtune.study._storage import requeue_once
 from vqtune.train import encode_dataset
 from vqtune.tune._live import LiveView, render
 from vqtune.tune._searcher import StudySearcher
+from vqtune.tune._tensorboard import tensorboard_callbacks
 from vqtune.tune._trial import run_trial
 
 log = logging.getLogger("vqtune.tune")
@@ -125,7 +126,7 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
                 verbose=2 if verbose else 0,
                 # a trial whose worker process dies is run again, from its last epoch checkpoint
                 failure_config=tune.FailureConfig(max_failures=space.resources.max_restarts),
-                callbacks=[LiveView(study, space, n_trials, live), disk_full],
+                callbacks=[LiveView(study, space, n_trials, live), disk_full, *tensorboard_callbacks(space)],
                 stop=disk_full,
             ),
         )
