@@ -9,7 +9,7 @@ from rich.console import Console
 
 from tests.tune.conftest import make_space
 from vqtune.tune import run_study
-from vqtune.tune._trial import SERIES_ATTR
+from vqtune.study import SERIES_ATTR
 
 
 def _scalar_tags(path) -> set:

@@ -23,16 +23,13 @@ from vqtune.metrics import METRICS
 from vqtune import run_dir as rd
 from vqtune.study import ParetoRule, artifact_store, build_pruner, open_storage
 from vqtune.train import Reporter, RunInfo, fit, sample_images
-from vqtune.study import ArtifactStore
+from vqtune.study import SERIES_ATTR, ArtifactStore
 from vqtune.tune._artifacts import curves_image, upload_trial_artifacts
 
 # pruned_by: which rule stopped a trial
 PRUNED_BY_PRUNER = "pruner"  # the study's pruner, on the objective
 PRUNED_BY_PERPLEXITY = "perplexity"  # the codebook collapsed
 VECTORS_ATTR = "objective_vectors"  # a multi-objective trial's objectives per epoch
-# Every metric of every epoch: {"epoch": [1, 2, ...], metric: [value or None, ...]}, 6 significant digits. About
-# 25 metrics x 12 bytes a value: some 300 bytes an epoch, rewritten each epoch (30 KB at 100 epochs).
-SERIES_ATTR = "metric_series"
 SAMPLES = 64  # prior samples a trial that trains a prior draws, timed, for its artifacts and sample_seconds
 
 
