@@ -15,7 +15,7 @@ def test_codebook_space_with_three_epochs_cannot_prune():
     warnings = [w for w in search_warnings(space) if w.startswith("pruner")]
     assert len(warnings) == 1
     assert "pruner hyperband cannot prune: its first rung is at epoch 3 (min_resource 3)" in warnings[0]
-    assert "lower pruner.options.min_resource or more epochs (now 3)" in warnings[0]
+    assert "lower pruner.options.min_resource or train more epochs (now 3)" in warnings[0]
     ten = load_search_space(ROOT / "search_spaces" / "codebook.yaml", ["base.optim.epochs=10"])
     assert not [w for w in search_warnings(ten) if w.startswith("pruner")]
 

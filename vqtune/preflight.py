@@ -60,7 +60,7 @@ def _pruner_warnings(space: SearchSpace) -> list[str]:
     kind, options = space.pruner.type, space.pruner.options
     epochs = max(config.total_epochs for config in _corner_configs(space, cost_only=True))
     last = epochs - 1  # the latest epoch at which a trial can be pruned
-    fix = f"or more epochs (now {epochs})"
+    fix = f"or train more epochs (now {epochs})"
     if kind in ("median", "pareto"):
         warmup = int(options.get("n_warmup_steps", 0 if kind == "median" else 1))
         earliest = warmup if kind == "median" else warmup + 1

@@ -1,5 +1,6 @@
 """Every metric as a curve: the series attribute, the pictures uploaded while a trial runs, TensorBoard files."""
 
+import importlib.util
 import struct
 
 import optuna
@@ -45,6 +46,11 @@ def test_series_snapshots_and_tensorboard_files(ray_session, tmp_path):
     assert len({path.parent for path in events}) == 2  # one directory of event files per trial
     for path in events:
         assert {"ray/tune/val_recon_mse", "ray/tune/val_perplexity", "ray/tune/objective"} <= _scalar_tags(path)
+    if importlib.util.find_spec("tensorboard") is not None:  # the viewer of the optional extra reads them too
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        run = EventAccumulator(str(events[0].parent)).Reload()
+        assert len(run.Scalars("ray/tune/val_recon_mse")) == 4
 
 
 def test_no_tensorboard(ray_session, tmp_path):
