@@ -1,6 +1,7 @@
 """Every metric as a curve: the series attribute, the pictures uploaded while a trial runs, TensorBoard files."""
 
 import importlib.util
+import io
 import struct
 
 import optuna
@@ -56,7 +57,12 @@ def test_series_snapshots_and_tensorboard_files(ray_session, tmp_path):
 def test_no_tensorboard(ray_session, tmp_path):
     space = make_space(tmp_path, n_trials=1, max_concurrent=1, tensorboard=False, snapshot_every=0,
                        base={**make_space(tmp_path).base.model_dump(mode="json"), "optim": {"epochs": 2}})
-    result = run_study(space, console=Console(file=open("/dev/null", "w")))
+    printed = io.StringIO()
+    result = run_study(space, console=Console(file=printed, width=1000))
+    # said before the search starts: the pruner waits 2 epochs of 2; the bundled photos' tiny split
+    lines = printed.getvalue().splitlines()
+    assert lines[0].startswith("vqtune: warning: pruner median cannot prune: n_warmup_steps 2")
+    assert lines[1].startswith("vqtune: warning: the validation split is tiny: 2 photos")
     trial = result.study.trials[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert not list((tmp_path / "trials" / "tiny").rglob("events.out.tfevents*"))

@@ -69,8 +69,6 @@ def run_study(
     """
     console = console or Console(stderr=True)
     check_search(space)  # storage reachable, sampler and pruner options valid: before Ray starts or a study is made
-    for warning in search_warnings(space):
-        console.print(f"vqtune: warning: {warning}", markup=False, highlight=False)
     space = _absolute_paths(space)
     _check_writable(space)
     # A dataset or checkpoint that cannot load fails here, before anything is written to a study; a folder
@@ -89,6 +87,8 @@ def run_study(
             "node shares this file system"
         )
     storage = open_storage(space.storage)
+    for warning in search_warnings(space):  # once every check passed: an error stays one line
+        console.print(f"vqtune: warning: {warning}", markup=False, highlight=False)
     verbosity = optuna.logging.get_verbosity()
     if not verbose:  # Optuna's line per created study and told trial would scroll the live view away
         optuna.logging.set_verbosity(optuna.logging.WARNING)

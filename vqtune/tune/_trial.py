@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import optuna
 import ray
-from optuna.artifacts import upload_artifact
 import torch
+from optuna.artifacts import upload_artifact
 from optuna.trial import TrialState
 from ray import tune
 
@@ -21,9 +21,8 @@ from vqtune.config import SearchSpace, TrainConfig
 from vqtune.errors import VqtuneError
 from vqtune.metrics import METRICS
 from vqtune import run_dir as rd
-from vqtune.study import ParetoRule, artifact_store, build_pruner, open_storage
+from vqtune.study import SERIES_ATTR, ArtifactStore, ParetoRule, artifact_store, build_pruner, open_storage
 from vqtune.train import Reporter, RunInfo, fit, sample_images
-from vqtune.study import SERIES_ATTR, ArtifactStore
 from vqtune.tune._artifacts import curves_image, upload_trial_artifacts
 
 # pruned_by: which rule stopped a trial
@@ -76,7 +75,7 @@ class StudyReporter(Reporter):
         self.final.update(metrics)
         self.reported += 1
         self._record(epoch, metrics)
-        if self.wants_snapshot(epoch):
+        if self.wants_snapshot(epoch) and epoch not in self.reported_epochs:  # not again on a resumed run
             self._upload_snapshot(epoch)
         values = [metrics.get(goal.metric) for goal in self.space.goals]
         judged = all(v is not None for v in values)
