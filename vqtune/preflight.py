@@ -173,7 +173,7 @@ def estimate_trial(config: TrainConfig, sizes: SplitSizes, stage1: TrainConfig,
         steps = sizes.train_images // min(batch, sizes.train_images)
         epoch = steps * timed.step_seconds + sizes.val_images * timed.eval_seconds_per_item
         seconds += epochs * epoch
-        parts.append(f"{stage}: {steps} steps of {timed.step_seconds * 1000:.0f} ms + evaluation, {epoch:.1f} s "
+        parts.append(f"{stage}: {steps} step{'s' * (steps != 1)} of {timed.step_seconds * 1000:.0f} ms + evaluation, {epoch:.1f} s "
                      f"per epoch x {epochs}")
         if stage == "prior":
             # the codes of every image, encoded once; at the end of a two-stage trial, samples drawn one latent
