@@ -1,6 +1,7 @@
 """The seams a user notices: reading a study needs no Ray, and importing vqtune changes no global setting."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -75,3 +76,55 @@ def test_importing_vqtune_changes_no_logging_level_or_warning_filter():
     child = subprocess.run([sys.executable, "-c", IMPORT_STATE], capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
     assert json.loads(child.stdout.strip().splitlines()[-1]) == {"filters": True, "loggers": {}, "verbosity": True}
+
+
+DRY_RUN = textwrap.dedent("""
+    import json, sys
+    from vqtune.cli import main
+
+    code = main(["run", sys.argv[1], "--dry-run"])
+    loaded = sorted({name.split(".")[0] for name in sys.modules} & {"ray", "tensorboardX"})
+    print(json.dumps({"code": code, "loaded": loaded}))
+""")
+
+
+def test_dry_run_writes_nothing_and_imports_no_ray(tmp_path):
+    """On a fresh directory with a folder of photos: no database, run directory, artifact or decoded-data cache
+    appears, and Ray is never imported; the estimate is printed and positive."""
+    import re
+
+    import yaml
+
+    from tests.data.conftest import photo
+    from tests.tune.conftest import TINY_BASE
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(("astronaut", "coffee", "chelsea", "camera", "rocket", "coins", "moon")):
+        photo(name, 48 + i, 40).save(photos / f"{name}.png")
+    base = {**TINY_BASE, "data": {"source": "folder", "path": str(photos), "resolution": 16, "crops_per_image": 8}}
+    space = {"study": "dry", "n_trials": 4, "pruner": {"type": "median", "options": {"n_warmup_steps": 4}},
+             "resources": {"cpu": 1, "gpu": 0}, "base": base,
+             "space": {"model.codebook_size": {"type": "categorical", "choices": [16, 64]},
+                       "model.downsample": {"type": "int", "low": 1, "high": 2}}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    env = {**os.environ, "HOME": str(tmp_path), "VQTUNE_CACHE_DIR": str(tmp_path / "cache")}
+    child = subprocess.run([sys.executable, "-c", DRY_RUN, "space.yaml"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert result == {"code": 0, "loaded": []}
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    out = child.stdout
+    assert "study: dry (new)" in out and "no database yet" in out
+    assert "model.codebook_size  categorical  16, 64" in out
+    assert "1 CPU and 0 GPU per trial" in out
+    assert "7 sources -> 48 train / 8 val images of 16x16 (1 held out for validation)" in out  # 8 crops each
+    per_trial = [float(s) for s in re.findall(r"([0-9.]+) (?:s|min|h) per trial", out)]
+    assert len(per_trial) == 2 and all(s > 0 for s in per_trial)
+    assert re.search(r"search: 4 trials left, \d+ at once: [0-9.]+ (s|min|h) to", out)
+    assert "without pruning" in out
+    # warnings on stderr: the pruner waits 4 epochs of 4; 1 file held out
+    assert "pruner median cannot prune" in child.stderr
+    assert "the validation split is tiny: 1 file (8 images) of 7" in child.stderr

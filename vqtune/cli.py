@@ -96,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a key of the search-space file, e.g. --set base.optim.epochs=3")
     run.add_argument("--verbose", action="store_true", help="show Ray's own tables and logs")
+    run.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event files (the same as "
+                     "--set tensorboard=false)")
+    run.add_argument("--dry-run", action="store_true", help="validate the file and print the space, trials, "
+                     "resources, study and a time estimate; run and write nothing")
     run.set_defaults(func=_run)
 
     export = add("export", help="write a trial of a study (the best by default) as a train config")
@@ -176,12 +180,20 @@ def _study_name(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from vqtune.config import load_search_space
-    from vqtune.tune import run_study
 
-    settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials}
+    settings = {"storage.url": args.storage, "study": args.study, "n_trials": args.n_trials,
+                "tensorboard": False if args.no_tensorboard else None}
     space = load_search_space(args.space, args.overrides, {k: v for k, v in settings.items() if v is not None})
     if args.storage is None and "storage" not in space.model_fields_set and os.environ.get(STORAGE_ENV):
         space = space.model_copy(update={"storage": space.storage.model_copy(update={"url": os.environ[STORAGE_ENV]})})
+    if args.dry_run:  # imports no Ray, writes nothing
+        from vqtune.preflight import dry_run
+
+        dry_run(space, args.space, address=args.address, warn=lambda line: print(f"vqtune: warning: {line}",
+                                                                                  file=sys.stderr))
+        return 0
+    from vqtune.tune import run_study
+
     # The live view wraps to the terminal (a soft-wrapping console would crop it); the summary goes to stdout.
     console = Console(stderr=True)
     result = run_study(space, space_file=args.space, address=args.address, allow_sqlite=args.allow_sqlite,

@@ -6,7 +6,9 @@ Layout (``vqtune train`` and every search trial):
     metrics.jsonl, last.pt, best.pt      stage 1 (the VQ-VAE): one line per epoch, checkpoints
     prior_metrics.jsonl, prior_last.pt, prior_best.pt    stage 2 (the PixelCNN prior), the same
     reconstructions.png, code_usage.json                  stage 1's validation reconstructions and code counts
+    reconstructions-epochNNN.png                         stage 1's reconstructions at an epoch a reporter asked for
     code_usage.png, final_metrics.json, samples.png      written by a search trial for its artifacts
+    curves.png, curves-epochNNN.png                      a search trial's metric curves
 
 Imports neither torch, Ray nor Optuna: the trainer, the search layer and the report all read these names.
 """
@@ -26,6 +28,13 @@ CODE_USAGE = "code_usage.json"
 CODE_USAGE_PLOT = "code_usage.png"
 FINAL_METRICS = "final_metrics.json"
 SAMPLES = "samples.png"
+CURVES = "curves.png"
+
+
+def epoch_file(name: str, epoch: int) -> str:
+    """The name of an epoch's copy of a picture: ``reconstructions.png`` -> ``reconstructions-epoch003.png``."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}-epoch{epoch:03d}{dot}{suffix}"
 
 
 class StageFiles(NamedTuple):

@@ -56,7 +56,7 @@ def test_artifacts_are_uploaded_for_finished_and_pruned_trials(study_dir):
     assert {TrialState.COMPLETE, TrialState.PRUNED} <= states
     for trial in study.get_trials():
         names = {m.filename for m in get_all_artifact_meta(trial, storage=storage)}
-        assert names == {"final_metrics.json", "reconstructions.png", "code_usage.png"}, trial.number
+        assert names == {"final_metrics.json", "reconstructions.png", "code_usage.png", "curves.png"}, trial.number
     assert (root / "artifacts").is_dir()  # next to the SQLite database
 
 
@@ -168,7 +168,7 @@ def test_dashboard_serves_the_study_and_its_artifacts(study_dir):
         pruned = [t for t in detail["trials"] if t["state"].lower() == "pruned"]
         assert pruned and all(t["intermediate_values"] for t in pruned)
         artifacts = [(t["trial_id"], a) for t in detail["trials"] for a in t["artifacts"]]
-        assert {a["filename"] for _, a in artifacts} == {"final_metrics.json", "reconstructions.png", "code_usage.png"}
+        assert {a["filename"] for _, a in artifacts} == {"final_metrics.json", "reconstructions.png", "code_usage.png", "curves.png"}
         trial_id, artifact = next((t, a) for t, a in artifacts if a["filename"] == "reconstructions.png")
         status, png = _get(f"{base}/artifacts/{study['study_id']}/{trial_id}/{artifact['artifact_id']}")
         assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"

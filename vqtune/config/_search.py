@@ -262,6 +262,14 @@ class SearchSpace(_Section):
         description="Optuna artifact store (default: artifacts/ next to a SQLite database, else studies/artifacts).",
     )
     max_concurrent: Optional[int] = Field(None, ge=1, description="Trials at once (null: as resources allow).")
+    snapshot_every: int = Field(
+        5, ge=0, description="Every this many epochs a trial uploads its curves and its reconstructions "
+        "(curves-epochNNN.png, reconstructions-epochNNN.png) to the artifact store; 0: only at its end.",
+    )
+    tensorboard: bool = Field(
+        True, description="Write TensorBoard event files of every metric of every trial under trial_dir/STUDY "
+        "(Ray's TensorBoard logger; needs tensorboardX, which ray[tune] brings; vqtune run --no-tensorboard: off).",
+    )
     base: TrainConfig = Field(default_factory=TrainConfig, description="The training config every trial starts from.")
     space: Dict[str, Param] = Field(..., min_length=1, description="Dotted config keys mapped to distributions.")
 

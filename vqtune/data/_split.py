@@ -72,15 +72,29 @@ def cap_images(
     train: np.ndarray, val: np.ndarray, max_images: Optional[int], seed: int
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Keep at most ``max_images`` of ``train (N, ...)`` and ``val (M, ...)`` together, in their proportion."""
-    total = len(train) + len(val)
-    if max_images is None or total <= max_images:
+    n_train, n_val = capped_sizes(len(train), len(val), max_images)
+    if (n_train, n_val) == (len(train), len(val)):
         return train, val
-    # Proportional, but at least one image on each side and no more than either side holds.
-    low, high = max(1, max_images - len(train)), min(len(val), max_images - 1)
-    n_val = int(np.clip(round(max_images * len(val) / total), low, high))
     rng = np.random.default_rng(_hash(seed, "cap", ""))
 
     def keep(images: np.ndarray, n: int) -> np.ndarray:
         return images[np.sort(rng.choice(len(images), n, replace=False))]
 
-    return keep(train, max_images - n_val), keep(val, n_val)
+    return keep(train, n_train), keep(val, n_val)
+
+
+def capped_sizes(n_train: int, n_val: int, max_images: Optional[int]) -> Tuple[int, int]:
+    """How many train and val images :func:`cap_images` keeps of ``n_train`` and ``n_val``."""
+    total = n_train + n_val
+    if max_images is None or total <= max_images:
+        return n_train, n_val
+    # Proportional, but at least one image on each side and no more than either side holds.
+    low, high = max(1, max_images - n_train), min(n_val, max_images - 1)
+    kept_val = int(np.clip(round(max_images * n_val / total), low, high))
+    return max_images - kept_val, kept_val
+
+
+def held_out(n_sources: int, val_fraction: float) -> int:
+    """How many of ``n_sources`` source images :func:`split_images` holds out for validation (one source: its
+    crops are split instead, and it counts as one)."""
+    return 1 if n_sources == 1 else _n_val(n_sources, val_fraction)

@@ -9,6 +9,8 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import TrialState
+
+from vqtune.study import SERIES_ATTR
 from optuna.visualization import (
     plot_intermediate_values,
     plot_optimization_history,
@@ -81,6 +83,53 @@ def param_importances(study: optuna.Study, metric: str = "objective") -> go.Figu
 
 def parallel_coordinates(study: optuna.Study, metric: str = "objective") -> go.Figure:
     return plot_parallel_coordinate(study, **_first_objective(study, metric))
+
+
+def metric_curves(study: optuna.Study, first: str = "objective") -> go.Figure:
+    """Every metric's per-epoch curve of every trial, one metric at a time, chosen in a menu (``first`` shown
+    first). The curves come from each trial's ``metric_series`` attribute; a trial recorded before it existed
+    shows its intermediate values (the objective) only, and the figure says how many such trials there are."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    series = {t.number: t.user_attrs.get(SERIES_ATTR) for t in trials if t.user_attrs.get(SERIES_ATTR)}
+    older = [t for t in trials if t.number not in series and t.intermediate_values]
+    names = sorted({name for one in series.values() for name in one if name != "epoch"})
+    names.sort(key=lambda name: name != first)
+    fallback = f"{first} (intermediate values)"
+    if older:
+        names.append(fallback) if first not in names else None
+    if not names:
+        return _note("Metric curves", "no trial has reported an epoch yet")
+    figure = go.Figure()
+    owners = []  # the metric each trace draws
+    for name in names:
+        for trial in trials:
+            if trial.number in series and name in series[trial.number]:
+                x, y = series[trial.number]["epoch"], series[trial.number][name]
+            elif trial in older and name in (first, fallback):
+                x, y = list(trial.intermediate_values), list(trial.intermediate_values.values())
+            else:
+                continue
+            figure.add_trace(go.Scatter(
+                x=x, y=y, mode="lines+markers", name=f"trial {trial.number}", visible=name == names[0],
+                line={"color": STATE_COLORS.get(trial.state.name, "#7f7f7f"), "width": 1.5}, marker={"size": 4},
+                hovertemplate=f"trial {trial.number} ({trial.state.name.lower()})<br>epoch %{{x}}<br>{name} %{{y:.5g}}"
+                              "<extra></extra>",
+            ))
+            owners.append(name)
+    buttons = [{"label": name, "method": "update",
+                "args": [{"visible": [owner == name for owner in owners]}, {"yaxis": {"title": {"text": name}}}]}
+               for name in names]
+    note = (f"{len(older)} trial(s) recorded before per-metric series: only their objective is drawn"
+            if older else "")
+    figure.update_layout(
+        updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left", "y": 1.18,
+                      "yanchor": "top", "showactive": True}],
+        xaxis={"title": {"text": "epoch"}}, yaxis={"title": {"text": names[0]}}, showlegend=False,
+        title={"text": "Metric curves (choose the metric; colour: trial state)", "x": 0.35},
+        annotations=[{"text": note, "showarrow": False, "xref": "paper", "yref": "paper", "x": 1, "y": 1.12,
+                      "xanchor": "right"}] if note else [],
+    )
+    return figure
 
 
 def perplexity_vs_mse(frame: pd.DataFrame) -> go.Figure:

@@ -31,6 +31,7 @@ def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path
     else:
         progress = [("Optimization history", figures.optimization_history(study)),
                     ("Intermediate values", figures.intermediate_values(study))]
+    progress.append(("Metric curves", figures.metric_curves(study, metrics[0])))
     sections = [
         *progress,
         ("Parameter importances", figures.param_importances(study, metrics[0])),

@@ -11,6 +11,7 @@ from vqtune.study._sampling import ParetoRule, build_pruner, build_sampler, grid
 from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage
 from vqtune.study._study import (
     FINISHED_STATES,
+    SERIES_ATTR,
     SPACE_ATTR,
     best_trial,
     best_trials,
@@ -30,6 +31,7 @@ __all__ = [
     "Deletion",
     "ParetoRule",
     "FINISHED_STATES",
+    "SERIES_ATTR",
     "SPACE_ATTR",
     "artifact_store",
     "best_trial",

@@ -24,6 +24,9 @@ from vqtune.study._storage import check_storage, mask
 log = logging.getLogger("vqtune.tune")
 
 SPACE_ATTR = "search_space"
+# A trial's every metric per epoch: {"epoch": [1, 2, ...], metric: [value or None, ...]} (6 significant digits;
+# about 300 bytes an epoch, the whole series rewritten each epoch: 30 KB at 100 epochs).
+SERIES_ATTR = "metric_series"
 SPACE_FILE_ATTR = "search_space_file"
 VERSION_ATTR = "vqtune_version"
 

@@ -10,6 +10,7 @@ from vqtune.train._prior import load_prior
 from vqtune.train._progress import ProgressReporter
 from vqtune.train._reporter import Reporter, RunInfo
 from vqtune.train._sample import sample_images
+from vqtune.train._timing import StepTime, forward_flops, latent_grid, time_prior_steps, time_vqvae_steps
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -18,16 +19,21 @@ __all__ = [
     "ProgressReporter",
     "Reporter",
     "RunInfo",
+    "StepTime",
     "bits_per_dim",
     "build_model",
     "discretized_gaussian_nats",
     "encode_dataset",
     "fit",
+    "forward_flops",
+    "latent_grid",
     "load_checkpoint",
     "load_prior",
     "load_vqvae",
     "resolve_device",
     "sample_images",
     "save_checkpoint",
+    "time_prior_steps",
+    "time_vqvae_steps",
     "unigram_code_nats",
 ]

@@ -42,6 +42,9 @@ class Stage(Protocol):
     def checkpoint_fields(self) -> dict:
         """What the stage's checkpoints hold besides config, epoch, model, optimizer and metrics."""
 
+    def snapshot(self, run_dir: Path, epoch: int) -> None:
+        """Write the epoch's pictures into ``run_dir`` (a reporter asked for them)."""
+
 
 def run_epochs(stage: Stage, config: TrainConfig, reporter: Reporter, run_dir: Path, device: torch.device,
                first: int, last: int, resume: bool, report_again: bool = True) -> tuple[list[dict], bool]:
@@ -97,6 +100,8 @@ def run_epochs(stage: Stage, config: TrainConfig, reporter: Reporter, run_dir: P
         if metrics[stage.selects] < best:
             best = metrics[stage.selects]
             _copy_atomically(last_path, best_path)
+        if reporter.wants_snapshot(epoch):
+            stage.snapshot(run_dir, epoch)
         if reporter.report(epoch, metrics):
             return history, True
     return history, False

@@ -124,6 +124,9 @@ class PriorStage:
     def finish(self, run_dir: Path) -> None:
         """Nothing beyond the checkpoints."""
 
+    def snapshot(self, run_dir: Path, epoch: int) -> None:
+        """Nothing: the prior's pictures are its samples, drawn once at the end (one pass per latent position)."""
+
 
 @torch.no_grad()
 def evaluate_prior(model: GatedPixelCNN | TwoLevelPrior, codes: torch.Tensor | tuple[torch.Tensor, ...],

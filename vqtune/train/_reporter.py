@@ -36,6 +36,11 @@ class Reporter:
     def on_step(self, epoch: int, step: int) -> None:
         """Called after each training step (``step`` counts from 1 within the epoch)."""
 
+    def wants_snapshot(self, epoch: int) -> bool:
+        """Called after each epoch's evaluation, before :meth:`report`; True asks the trainer to write the epoch's
+        pictures into the run directory first (stage 1: ``reconstructions-epochNNN.png``)."""
+        return False
+
     def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
         """Called after each epoch's evaluation; return True to stop the run after this epoch."""
         return False

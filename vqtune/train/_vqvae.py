@@ -141,11 +141,19 @@ class VQVAEStage:
         nothing when no epoch ran in this process (a resumed run that had already finished)."""
         if self.usage is None:
             return
+        save_reconstructions(self.model, self._grid_images(), run_dir / rd.RECONSTRUCTIONS)
+        rd.write_code_usage(run_dir, self.usage[-1].counts.cpu().long().tolist())  # the bottom level's
+
+    def snapshot(self, run_dir: Path, epoch: int) -> None:
+        """The reconstruction grid of this epoch, ``reconstructions-epochNNN.png``: the same validation images
+        every time, so a sequence shows the model learning."""
+        save_reconstructions(self.model, self._grid_images(), run_dir / rd.epoch_file(rd.RECONSTRUCTIONS, epoch))
+
+    def _grid_images(self) -> torch.Tensor:
         # Spread over the split: neighbouring val images are often crops of the same photo.
         val = self.val_u8
         picks = torch.linspace(0, len(val) - 1, min(GRID_IMAGES, len(val)), device=val.device).long()
-        save_reconstructions(self.model, val[picks].to(self.device), run_dir / rd.RECONSTRUCTIONS)
-        rd.write_code_usage(run_dir, self.usage[-1].counts.cpu().long().tolist())  # the bottom level's
+        return val[picks].to(self.device)
 
 
 @torch.no_grad()

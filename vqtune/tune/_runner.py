@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from vqtune.config import PARAM_TYPES, SearchSpace, load_search_space, validate
 from vqtune.data import load_images
 from vqtune.errors import ConfigError, StorageError
+from vqtune.preflight import search_warnings
 from vqtune.study import (
     best_trial,
     best_trials,
@@ -35,6 +36,7 @@ from vqtune.study._storage import requeue_once
 from vqtune.train import encode_dataset
 from vqtune.tune._live import LiveView, render
 from vqtune.tune._searcher import StudySearcher
+from vqtune.tune._tensorboard import tensorboard_callbacks
 from vqtune.tune._trial import run_trial
 
 log = logging.getLogger("vqtune.tune")
@@ -109,6 +111,8 @@ def run_study(
             "node shares this file system"
         )
     storage = open_storage(space.storage)
+    for warning in search_warnings(space):  # once every check passed: an error stays one line
+        console.print(f"vqtune: warning: {warning}", markup=False, highlight=False)
     verbosity = optuna.logging.get_verbosity()
     if not verbose:  # Optuna's line per created study and told trial would scroll the live view away
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -158,7 +162,7 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
                 verbose=2 if verbose else 0,
                 # a trial whose worker process dies is run again, from its last epoch checkpoint
                 failure_config=tune.FailureConfig(max_failures=space.resources.max_restarts),
-                callbacks=[LiveView(study, space, n_trials, live), disk_full, told],
+                callbacks=[LiveView(study, space, n_trials, live), disk_full, told, *tensorboard_callbacks(space)],
                 stop=CombinedStopper(disk_full, told),
             ),
         )

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import optuna
 import ray
 import torch
+from optuna.artifacts import upload_artifact
 from optuna.trial import TrialState
 from ray import tune
 
@@ -20,9 +21,9 @@ from vqtune.config import SearchSpace, TrainConfig
 from vqtune.errors import VqtuneError
 from vqtune.metrics import METRICS
 from vqtune import run_dir as rd
-from vqtune.study import ParetoRule, artifact_store, build_pruner, open_storage
+from vqtune.study import SERIES_ATTR, ArtifactStore, ParetoRule, artifact_store, build_pruner, open_storage
 from vqtune.train import Reporter, RunInfo, fit, sample_images
-from vqtune.tune._artifacts import upload_trial_artifacts
+from vqtune.tune._artifacts import curves_image, upload_trial_artifacts
 
 # pruned_by: which rule stopped a trial
 PRUNED_BY_PRUNER = "pruner"  # the study's pruner, on the objective
@@ -42,7 +43,7 @@ class StudyReporter(Reporter):
     """
 
     def __init__(self, trial: optuna.Trial, study: optuna.Study, space: SearchSpace, config: TrainConfig,
-                 stored: optuna.trial.FrozenTrial):
+                 stored: optuna.trial.FrozenTrial, store: ArtifactStore | None = None):
         self.trial = trial
         self.study = study
         self.space = space
@@ -54,6 +55,11 @@ class StudyReporter(Reporter):
         # (``stored``: the trial as the study held it when this attempt began)
         self.vectors: dict[str, list[float]] = dict(stored.user_attrs.get(VECTORS_ATTR, {}))
         self.reported_epochs = set(stored.intermediate_values)
+        self.series: dict[str, list] = dict(stored.user_attrs.get(SERIES_ATTR, {}))
+        self.rows = {e: {name: values[i] for name, values in self.series.items() if name != "epoch"}
+                     for i, e in enumerate(self.series.get("epoch", []))}
+        self.store = store
+        self.run_dir: Path | None = None
         self.pruned_by: str | None = None
         self.pruned_epoch: int | None = None
         self.final: dict = {}  # every stage's last metrics, the last stage's winning where both report a key
@@ -61,12 +67,16 @@ class StudyReporter(Reporter):
 
     def on_start(self, info: RunInfo) -> None:
         # Where the run is written, before any epoch: a worker that dies now is resumed there by its restart.
+        self.run_dir = Path(info.run_dir)
         if self.trial.user_attrs.get("run_dir") != str(info.run_dir):
             self.trial.set_user_attr("run_dir", str(info.run_dir))
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
         self.final.update(metrics)
         self.reported += 1
+        self._record(epoch, metrics)
+        if self.wants_snapshot(epoch) and epoch not in self.reported_epochs:  # not again on a resumed run
+            self._upload_snapshot(epoch)
         values = [metrics.get(goal.metric) for goal in self.space.goals]
         judged = all(v is not None for v in values)
         extra = {"objective": float(values[0])} if judged and len(values) == 1 else {}
@@ -81,6 +91,38 @@ class StudyReporter(Reporter):
             self.pruned_epoch = epoch
             return True
         return False
+
+    def wants_snapshot(self, epoch: int) -> bool:
+        """Every ``snapshot_every`` epochs, but the last (its pictures are the trial's final artifacts)."""
+        every = self.space.snapshot_every
+        return self.store is not None and every > 0 and epoch % every == 0 and epoch < self.epochs
+
+    def _record(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Add the epoch to the series attribute (replacing it when a resumed run reports it again)."""
+        self.rows[epoch] = {name: float(f"{value:.6g}") if value is not None and math.isfinite(value) else None
+                            for name, value in metrics.items() if name in METRICS and name != "epoch"}
+        epochs = sorted(self.rows)
+        names = sorted({name for row in self.rows.values() for name in row})
+        self.series = {"epoch": epochs, **{name: [self.rows[e].get(name) for e in epochs] for name in names}}
+        self.trial.set_user_attr(SERIES_ATTR, self.series)
+
+    def write_curves(self, path: Path) -> None:
+        curves_image(self.series, first=self.space.goals[0].metric).save(path)
+
+    def _upload_snapshot(self, epoch: int) -> None:
+        """The epoch's curves and (stage 1) reconstructions, uploaded while the trial runs; a failure to write
+        them costs the pictures, never the trial."""
+        if self.run_dir is None:
+            return
+        curves = self.run_dir / rd.epoch_file(rd.CURVES, epoch)
+        files = [curves, self.run_dir / rd.epoch_file(rd.RECONSTRUCTIONS, epoch)]
+        try:
+            self.write_curves(curves)
+            for path in files:
+                if path.exists():
+                    upload_artifact(artifact_store=self.store, file_path=str(path), study_or_trial=self.trial)
+        except OSError as exc:
+            self.trial.set_user_attr("artifact_error", str(exc)[:500])
 
     def _prune(self, epoch: int, values: list[float]) -> bool:
         """Report ``values`` and ask whether the study's rule prunes (never at the trial's last epoch)."""
@@ -130,7 +172,8 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
         )
         trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
         stored = storage.get_trial(trial_id)
-        reporter = StudyReporter(trial, study, space, train_config, stored)
+        store = artifact_store(Path(config["artifact_dir"]))
+        reporter = StudyReporter(trial, study, space, train_config, stored, store)
         # Ray runs a trial again when its worker process died (FailureConfig): the Optuna trial is still
         # RUNNING, and the run directory its first attempt recorded holds the checkpoint of its last epoch.
         previous = stored.user_attrs.get("run_dir")
@@ -159,6 +202,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
         if final.get(constraint.metric) is not None:
             trial.set_constraint(str(constraint), constraint.violation(float(final[constraint.metric])))
     try:
+        reporter.write_curves(result.run_dir / rd.CURVES)
         upload_trial_artifacts(trial, artifact_store(Path(config["artifact_dir"])), result.run_dir, final,
                                "PRUNED" if pruned else "COMPLETE")
     except OSError as exc:  # the trial's result stands without its pictures

@@ -1,0 +1,52 @@
+"""What `vqtune run` warns about before a search, and the figures the dry run rests on."""
+
+from pathlib import Path
+
+from tests.data.conftest import photo
+from tests.tune.conftest import TINY_BASE, make_space
+from vqtune.config import load_search_space
+from vqtune.preflight import search_warnings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_codebook_space_with_three_epochs_cannot_prune():
+    space = load_search_space(ROOT / "search_spaces" / "codebook.yaml", ["base.optim.epochs=3"])
+    warnings = [w for w in search_warnings(space) if w.startswith("pruner")]
+    assert len(warnings) == 1
+    assert "pruner hyperband cannot prune: its first rung is at epoch 3 (min_resource 3)" in warnings[0]
+    assert "lower pruner.options.min_resource or train more epochs (now 3)" in warnings[0]
+    ten = load_search_space(ROOT / "search_spaces" / "codebook.yaml", ["base.optim.epochs=10"])
+    assert not [w for w in search_warnings(ten) if w.startswith("pruner")]
+
+
+def test_median_pruner_warmup_and_startup(tmp_path):
+    epochs = TINY_BASE["optim"]["epochs"]  # 4: the median pruner can prune at epochs 1 to 3
+    fine = make_space(tmp_path, pruner={"type": "median", "options": {"n_warmup_steps": epochs - 1,
+                                                                      "n_startup_trials": 1}})
+    assert not [w for w in search_warnings(fine) if w.startswith("pruner")]
+    late = make_space(tmp_path, pruner={"type": "median", "options": {"n_warmup_steps": epochs}})
+    assert any("pruner median cannot prune: n_warmup_steps 4" in w for w in search_warnings(late))
+    waiting = make_space(tmp_path, n_trials=3, pruner={"type": "median", "options": {"n_startup_trials": 3}})
+    assert any("waits for n_startup_trials 3 trials and the search runs 3" in w for w in search_warnings(waiting))
+    # an epochs parameter: the longest trial decides
+    longer = make_space(tmp_path, pruner={"type": "median", "options": {"n_warmup_steps": epochs, "n_startup_trials": 1}},
+                        space={"optim.epochs": {"type": "int", "low": 2, "high": 8}})
+    assert not [w for w in search_warnings(longer) if w.startswith("pruner")]
+
+
+def test_a_folder_of_23_photos_has_a_tiny_validation_split(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(23):
+        photo(("astronaut", "coffee", "chelsea", "camera")[i % 4], 40 + i, 36).save(folder / f"p{i:02d}.png")
+    base = {**TINY_BASE, "data": {"source": "folder", "path": str(folder), "resolution": 16, "crops_per_image": 4,
+                                  "cache_dir": str(tmp_path / "cache")}}
+    space = make_space(tmp_path, base=base)
+    tiny = [w for w in search_warnings(space) if w.startswith("the validation split")]
+    assert tiny == ["the validation split is tiny: 3 files (12 images) of 23, so every trial is judged on them "
+                    "(wanted: at least 5 files and 100 images); add images, or raise data.val_fraction (now 0.15) "
+                    "with --set base.data.val_fraction=..."]
+    assert not (tmp_path / "cache").exists()  # counted, not decoded
+    wider = make_space(tmp_path, base={**base, "data": {**base["data"], "val_fraction": 0.3, "crops_per_image": 16}})
+    assert not [w for w in search_warnings(wider) if w.startswith("the validation split")]

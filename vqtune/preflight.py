@@ -1,0 +1,341 @@
+"""What a search will do, before it runs: ``vqtune run --dry-run``, and the warnings every search prints first.
+
+The dry run validates the search-space file, prints the resolved space, the trials, the resources, the study
+(opened read-only) and a time estimate from a few timed training steps of the cheapest and the dearest
+configuration of the space on this machine. It writes nothing (no database, study, run directory or cache) and
+imports no Ray: it reads the data's file list or headers, never decodes a folder, and times the steps on
+stand-in images of the right shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from sqlalchemy.engine import make_url
+
+from vqtune.config import CategoricalParam, FloatParam, SearchSpace, TrainConfig
+from vqtune.data import SplitSizes, split_sizes
+from vqtune.errors import ConfigError, StorageError, VqtuneError
+from vqtune.study import check_search, count_states, is_sqlite, mask, open_storage
+
+# A validation split below either figure ranks trials on too little to trust: the objective of every trial is
+# measured on these few photographs (files), so a search tunes to them. Fashion-MNIST's test split passes.
+MIN_VAL_SOURCES = 5
+MIN_VAL_IMAGES = 100
+TIMED_STEPS = 3  # training steps timed per stage and configuration (after one untimed step)
+SAMPLES = 64  # the prior samples a two-stage trial draws at its end (vqtune.tune._trial.SAMPLES)
+# Parameters that change the work of a trial; the others (learning rates, beta, decay, ...) do not, and are
+# held at one value when the cheapest and dearest configurations are looked for.
+_COST_KEYS = ("data.", "model.", "optim.epochs", "optim.batch_size", "prior.channels", "prior.layers",
+              "prior.kernel", "prior.epochs", "prior.batch_size", "quantizer.kind", "quantizer.levels",
+              "quantizer.codebook_dim")
+MAX_CORNERS = 512  # corner configurations ranked by cost; beyond, only the all-low and all-high ones
+
+
+def search_warnings(space: SearchSpace) -> list[str]:
+    """What would make a search less than it seems: a pruner that can never prune with these epochs and trials,
+    a validation split too small to rank trials on. One line each."""
+    warnings = _pruner_warnings(space)
+    try:
+        sizes, where = data_sizes(space.base)
+    except VqtuneError:  # data that cannot load: the search's own loading says why, in its words
+        return warnings
+    if sizes.val_sources < MIN_VAL_SOURCES or sizes.val_images < MIN_VAL_IMAGES:
+        unit = "file" if where.source == "folder" else "photo" if where.source == "skimage-photos" else "image"
+        share = f"data.val_fraction (now {where.val_fraction:g})"
+        warnings.append(
+            f"the validation split is tiny: {sizes.val_sources} {unit}{'s' * (sizes.val_sources != 1)} "
+            f"({sizes.val_images} images) of {sizes.sources}, so every trial is judged on them (wanted: at least "
+            f"{MIN_VAL_SOURCES} {unit}s and {MIN_VAL_IMAGES} images); add images, or raise {share} with "
+            "--set base.data.val_fraction=...")
+    return warnings
+
+
+def _pruner_warnings(space: SearchSpace) -> list[str]:
+    """The study's pruner can only prune at an epoch before the trial's last (the last is never pruned)."""
+    kind, options = space.pruner.type, space.pruner.options
+    epochs = max(config.total_epochs for config in _corner_configs(space, cost_only=True))
+    last = epochs - 1  # the latest epoch at which a trial can be pruned
+    fix = f"or train more epochs (now {epochs})"
+    if kind in ("median", "pareto"):
+        warmup = int(options.get("n_warmup_steps", 0 if kind == "median" else 1))
+        earliest = warmup if kind == "median" else warmup + 1
+        if earliest > last:
+            return [f"pruner {kind} cannot prune: n_warmup_steps {warmup} leaves no epoch before the last "
+                    f"({epochs}); lower pruner.options.n_warmup_steps {fix}"]
+        startup = int(options.get("n_startup_trials", 5 if kind == "median" else 4))
+        if startup >= space.n_trials:
+            return [f"pruner {kind} cannot prune: it waits for n_startup_trials {startup} trials and the search "
+                    f"runs {space.n_trials}; lower pruner.options.n_startup_trials or raise n_trials"]
+    elif kind in ("hyperband", "successive_halving"):
+        low = options.get("min_resource", 1 if kind == "hyperband" else "auto")
+        low = 1 if low == "auto" else int(low)
+        rate = int(options.get("min_early_stopping_rate", 0)) if kind == "successive_halving" else 0
+        factor = int(options.get("reduction_factor", 3 if kind == "hyperband" else 4))
+        first_rung = low * factor**rate
+        if first_rung > last:
+            return [f"pruner {kind} cannot prune: its first rung is at epoch {first_rung} (min_resource {low}) and "
+                    f"the last epoch ({epochs}) is never pruned; lower pruner.options.min_resource {fix}"]
+    return []
+
+
+def data_sizes(base: TrainConfig):
+    """The split sizes of the images a trial of ``base`` trains on (for stage 2 alone: the data of its
+    checkpoint), and that data config."""
+    data = _stage1_config(base).data
+    return split_sizes(data), data
+
+
+def _stage1_config(config: TrainConfig) -> TrainConfig:
+    """``config`` itself, or for stage 2 alone the stage-1 checkpoint's config with ``config``'s prior: the
+    images, latent grid and codebook the prior's codes come from."""
+    if config.stages != ("prior",):
+        return config
+    from vqtune.train import load_checkpoint  # torch: only for a search over a prior alone
+
+    checkpoint = config.prior.vqvae_checkpoint
+    if not Path(checkpoint).is_file():
+        raise ConfigError(f"base.prior.vqvae_checkpoint: {checkpoint} is not a file; train a VQ-VAE first "
+                          "(vqtune train) and give its best.pt")
+    stage1 = TrainConfig.model_validate(load_checkpoint(checkpoint)["config"])
+    return stage1.model_copy(update={"prior": config.prior, "seed": config.seed})
+
+
+def _cost_key(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in _COST_KEYS)
+
+
+def _corner_configs(space: SearchSpace, cost_only: bool = False) -> Iterator[TrainConfig]:
+    """Valid trial configs at the corners of the space (each range's ends, each choice); with ``cost_only``, the
+    parameters that do not change a trial's work held at their first value."""
+    keys = list(space.space)
+    grids = [space.space[k].corners() if (_cost_key(k) or not cost_only) else space.space[k].corners()[:1]
+             for k in keys]
+    if math.prod(len(g) for g in grids) > MAX_CORNERS:
+        combinations = [tuple(g[0] for g in grids), tuple(g[-1] for g in grids)]
+    else:
+        combinations = itertools.product(*grids)
+    found = False
+    for combination in combinations:
+        values = dict(zip(keys, combination))
+        active = {k: v for k, v in values.items()
+                  if all(values.get(other) in allowed for other, allowed in (space.space[k].when or {}).items())}
+        try:
+            yield space.trial_config(active)
+            found = True
+        except ConfigError:
+            continue
+    if not found:
+        yield space.base
+
+
+class _Costed:
+    """A trial config, the parameters that make it, and its cost in forward FLOPs over its whole run."""
+
+    def __init__(self, space: SearchSpace, config: TrainConfig):
+        from vqtune.train import forward_flops
+
+        self.config = config
+        self.params = {k: _get(config, k) for k in space.space if _cost_key(k)}
+        self.stage1 = _stage1_config(config)
+        self.sizes = split_sizes(self.stage1.data)
+        flops = forward_flops(self.stage1)
+        items = 3 * self.sizes.train_images + self.sizes.val_images  # a training step is about 3 forward passes
+        self.cost = sum(flops[stage] * items * (config.optim.epochs if stage == "vqvae" else config.prior.epochs)
+                        for stage in config.stages)
+
+
+def _get(config: TrainConfig, key: str) -> Any:
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def estimate_trial(config: TrainConfig, sizes: SplitSizes, stage1: TrainConfig,
+                   device: str) -> tuple[float, list[str]]:
+    """Seconds one trial of ``config`` takes without pruning, from timed steps, and how they add up."""
+    from vqtune.train import latent_grid, time_prior_steps, time_vqvae_steps
+
+    seconds, parts = 0.0, []
+    vqvae = None
+    if "vqvae" in config.stages or config.stages == ("prior",):
+        vqvae = time_vqvae_steps(stage1.model_copy(update={"prior": None}), TIMED_STEPS, device)
+    for stage in config.stages:
+        if stage == "vqvae":
+            timed, epochs, batch = vqvae, config.optim.epochs, config.optim.batch_size
+        else:
+            timed, epochs, batch = time_prior_steps(stage1, TIMED_STEPS, device), config.prior.epochs, config.prior.batch_size
+        steps = sizes.train_images // min(batch, sizes.train_images)
+        epoch = steps * timed.step_seconds + sizes.val_images * timed.eval_seconds_per_item
+        seconds += epochs * epoch
+        parts.append(f"{stage}: {steps} step{'s' * (steps != 1)} of {timed.step_seconds * 1000:.0f} ms + evaluation, {epoch:.1f} s "
+                     f"per epoch x {epochs}")
+        if stage == "prior":
+            # the codes of every image, encoded once; at the end of a two-stage trial, samples drawn one latent
+            # position at a time (one prior pass over a batch of SAMPLES grids per position)
+            encode = (sizes.train_images + sizes.val_images) * vqvae.eval_seconds_per_item
+            h, w = latent_grid(stage1)
+            sample = h * w * SAMPLES * timed.eval_seconds_per_item if "vqvae" in config.stages else 0.0
+            seconds += encode + sample
+            parts.append(f"encoding the codes {encode:.1f} s" + (f", {SAMPLES} samples {sample:.1f} s" if sample else ""))
+    return seconds, parts
+
+
+def _data_load_seconds(config: TrainConfig) -> tuple[float, str]:
+    """How long a trial takes to load its images, timed when that writes nothing (not a folder whose decoded
+    cache is still missing: the search decodes it once, before its first trial, and the trials read the cache)."""
+    import time
+
+    from vqtune.data import load_images
+
+    data = config.data
+    if data.source == "folder" and not split_sizes(data).exact:
+        return 0.0, "not timed: the folder is decoded once, before the first trial, which a dry run does not do"
+    start = time.perf_counter()
+    load_images(data)
+    seconds = time.perf_counter() - start
+    return seconds, f"{_duration(seconds)}, timed"
+
+
+def _worker_start_seconds() -> float:
+    """Seconds a fresh Python process takes to import what a trial needs (Ray's workers each do once)."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, vqtune.train, vqtune.study"], check=True,
+                   capture_output=True, timeout=300)
+    return time.perf_counter() - start
+
+
+def _local_resources(space: SearchSpace) -> tuple[float, float, int, int, Optional[int], str]:
+    """CPUs and GPUs per trial as Ray would give them on this machine, the machine's CPUs and GPUs, how many
+    trials run at once, and the device a trial trains on."""
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    cpu, gpu = space.resources.cpu, space.resources.gpu
+    if gpu == "auto":
+        gpu = 1.0 / space.resources.trials_per_gpu if gpus else 0.0
+    if cpu > cpus:
+        raise ConfigError(f"resources.cpu: {cpu:g} CPUs per trial, but this machine has {cpus}; lower resources.cpu")
+    if gpu > gpus:
+        raise ConfigError(f"resources.gpu: {gpu:g} GPUs per trial, but this machine has {gpus}; use gpu: auto or 0")
+    limits = [math.floor(cpus / cpu + 1e-9)] + ([math.floor(gpus / gpu + 1e-9)] if gpu else [])
+    if space.max_concurrent:
+        limits.append(space.max_concurrent)
+    return cpu, gpu, cpus, gpus, max(1, min(limits)), "cuda" if gpu and gpus else "cpu"
+
+
+def _describe(param) -> str:
+    if isinstance(param, CategoricalParam):
+        text = "categorical  " + ", ".join(str(c) for c in param.choices)
+    else:
+        kind = "float" if isinstance(param, FloatParam) else "int"
+        text = f"{kind:<11}  {param.low:g} .. {param.high:g}"
+        text += ", log" if param.log else f", step {param.step:g}" if param.step and param.step != 1 else ""
+    if param.when:
+        text += "   when " + " and ".join(f"{k} in {list(v)}" for k, v in param.when.items())
+    return text
+
+
+def _study_lines(space: SearchSpace) -> tuple[list[str], int]:
+    """What the storage holds of the study, read-only, and how many trials the search has left to finish."""
+    import optuna
+
+    url, name = space.storage.url, space.study
+    if is_sqlite(url) and not Path(make_url(url).database).exists():
+        return [f"storage: {mask(url)} (no database yet: the run creates it)", f"study: {name} (new)"], space.n_trials
+    try:
+        storage = open_storage(space.storage, create=False)
+    except StorageError as exc:
+        return [f"storage: {mask(url)} ({str(exc).split(': ', 1)[-1]})", f"study: {name} (new)"], space.n_trials
+    if name not in optuna.study.get_all_study_names(storage):
+        return [f"storage: {mask(url)}", f"study: {name} (new)"], space.n_trials
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    counts = {state.name.lower(): n for state, n in count_states(study).items() if n}
+    finished = counts.get("complete", 0) + counts.get("pruned", 0)
+    held = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
+    return [f"storage: {mask(url)}", f"study: {name} (exists: {held})"], max(0, space.n_trials - finished)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2g} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def dry_run(space: SearchSpace, space_file: Optional[Path] = None, *, address: Optional[str] = None,
+            out: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> None:
+    """Print what ``vqtune run`` would do with ``space`` and how long it would take; write nothing."""
+    import torch
+
+    check_search(space)
+    lines = [f"search space {space_file or space.study}: valid"]
+    study_lines, remaining = _study_lines(space)
+    lines += study_lines
+    goals = ", ".join(f"{g.direction} {g.metric}" for g in space.goals)
+    sampler = space.sampler.type + (f" (seed {space.sampler.seed})" if space.sampler.seed is not None else "")
+    pruner = space.pruner.type + (f" {dict(space.pruner.options)}" if space.pruner.options else "")
+    rule = space.perplexity
+    lines += [f"objective: {goals}" + (f"; constraints: {', '.join(map(str, space.constraints))}"
+                                      if space.constraints else ""),
+              f"sampler: {sampler}; pruner: {pruner}; perplexity rule: "
+              + (f"floor {rule.floor:g} after {rule.warmup_epochs} epochs" if rule.floor > 0 else "off"),
+              f"trials: {space.n_trials} to finish, {remaining} left to run",
+              "parameters:"]
+    width = max(len(k) for k in space.space)
+    lines += [f"  {key:<{width}}  {_describe(param)}" for key, param in space.space.items()]
+    sizes, data = data_sizes(space.base)
+    how = "" if sizes.exact else " (counted from the files, not decoded)"
+    lines.append(f"data: {data.source}: {sizes.sources} sources -> {sizes.train_images} train / {sizes.val_images} "
+                 f"val images of {data.size[0]}x{data.size[1]} ({sizes.val_sources} held out for validation){how}")
+    cpu, gpu, cpus, gpus, concurrent, device = _local_resources(space)
+    where = "this machine" if address is None and not os.environ.get("RAY_ADDRESS") else \
+        "this machine (the Ray cluster's resources are not asked in a dry run, which starts no Ray)"
+    lines.append(f"resources: {cpu:g} CPU and {gpu:g} GPU per trial; {where} has {cpus} CPUs and {gpus} GPUs: "
+                 f"{concurrent} trial{'s' * (concurrent != 1)} at once")
+    out("\n".join(lines))
+
+    costed = [_Costed(space, config) for config in _corner_configs(space, cost_only=True)]
+    cheapest, dearest = min(costed, key=lambda c: c.cost), max(costed, key=lambda c: c.cost)
+    out(f"time estimate on {device} ({TIMED_STEPS} timed training steps per stage of the cheapest and the dearest "
+        "configuration, extrapolated; without pruning, which ends trials sooner):")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(cpu)))  # as Ray gives a trial its CPUs
+    try:
+        estimates = []
+        for label, pick in (("cheapest", cheapest), ("dearest", dearest)) if dearest is not cheapest else \
+                (("every", cheapest),):
+            seconds, parts = estimate_trial(pick.config, pick.sizes, pick.stage1, device)
+            estimates.append(seconds)
+            params = ", ".join(f"{k}={v}" for k, v in pick.params.items()) or "the base config"
+            out(f"  {label} trial ({params}): {_duration(seconds)} per trial ({'; '.join(parts)})")
+    finally:
+        torch.set_num_threads(threads)
+    load, loaded = _data_load_seconds(cheapest.stage1)
+    start = _worker_start_seconds()
+    out(f"  each trial also loads its data ({loaded}); each of the {concurrent} worker processes starts once "
+        f"({_duration(start)}: importing torch and vqtune)")
+    low, high = ((s + load) * remaining / concurrent + start for s in (min(estimates), max(estimates)))
+    span = _duration(low) if len(estimates) == 1 else f"{_duration(low)} to {_duration(high)}"
+    out(f"  search: {remaining} trial{'s' * (remaining != 1)} left, {concurrent} at once: {span}, plus Ray's own "
+        "start")
+    for line in search_warnings(space):
+        warn(line)
