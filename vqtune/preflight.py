@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from vqtune.config import CategoricalParam, FloatParam, SearchSpace, TrainConfig
 from vqtune.data import SplitSizes, split_sizes
 from vqtune.errors import ConfigError, StorageError, VqtuneError
-from vqtune.study import check_search, count_states, is_sqlite, mask, open_storage
+from vqtune.study import check_search, count_states, enabled, is_sqlite, mask, open_storage
 
 # A validation split below either figure ranks trials on too little to trust: the objective of every trial is
 # measured on these few photographs (files), so a search tunes to them. Fashion-MNIST's test split passes.
@@ -140,7 +140,8 @@ class _Costed:
         from vqtune.train import forward_flops
 
         self.config = config
-        self.params = {k: _get(config, k) for k in space.space if _cost_key(k)}
+        active = enabled(space, {k: _get(config, k) for k in space.space})  # what the trial would be given
+        self.params = {k: v for k, v in active.items() if _cost_key(k)}
         self.stage1 = _stage1_config(config)
         self.sizes = split_sizes(self.stage1.data)
         flops = forward_flops(self.stage1)

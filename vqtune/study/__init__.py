@@ -23,13 +23,14 @@ from vqtune.study._study import (
     load_existing,
     open_study,
 )
-from vqtune.study._suggest import suggest
+from vqtune.study._suggest import enabled, suggest
 from vqtune.study._tables import studies_table, trials_frame
 
 __all__ = [
     "ArtifactStore",
     "Deletion",
     "ParetoRule",
+    "enabled",
     "FINISHED_STATES",
     "SERIES_ATTR",
     "SPACE_ATTR",
