@@ -281,7 +281,7 @@ def test_report_refuses_an_artifact_id_that_points_outside_the_store(tmp_path, c
     trial = study.ask(lr)
     upload_artifact(artifact_store=store, file_path=str(recon), study_or_trial=trial)
     study.tell(trial, 0.2)
-    assert main(["report", "seen", "--storage", url, "-o", str(tmp_path / "report.html")]) == 0
+    assert main(["report", "--study", "seen", "--storage", url, "-o", str(tmp_path / "report.html")]) == 0
     assert 'class="reconstructions"' in (tmp_path / "report.html").read_text()  # what Optuna stored is shown
     capsys.readouterr()
 
@@ -289,7 +289,7 @@ def test_report_refuses_an_artifact_id_that_points_outside_the_store(tmp_path, c
     study._storage.set_trial_system_attr(trial._trial_id, "artifacts:../secret.png", json.dumps(
         {"artifact_id": "../secret.png", "filename": "reconstructions.png", "mimetype": "image/png", "encoding": None}))
     study.tell(trial, 0.1)
-    assert main(["report", "seen", "--storage", url, "-o", str(tmp_path / "tampered.html")]) == 2
+    assert main(["report", "--study", "seen", "--storage", url, "-o", str(tmp_path / "tampered.html")]) == 2
     line = one_line(capsys.readouterr().err)
     assert f"artifact id '../secret.png' names a file outside the artifact store {tmp_path / 'artifacts'}" in line
     assert not (tmp_path / "tampered.html").exists()

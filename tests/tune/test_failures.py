@@ -89,8 +89,8 @@ def test_the_prior_stops_on_a_non_finite_validation_loss(tiny_config, monkeypatc
         update={"epochs": 1})}))
     build = _prior.build_prior
 
-    def build_prior(prior, codebook_size):
-        model = build(prior, codebook_size)
+    def build_prior(prior, codebook_size, top_downsample=None):
+        model = build(prior, codebook_size, top_downsample)
         model.register_forward_hook(lambda module, inputs, out: None if module.training else out * math.nan)
         return model
 

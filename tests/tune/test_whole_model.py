@@ -141,6 +141,9 @@ def test_a_two_objective_search_prunes_and_shows_its_pareto_front(ray_session, t
     finally:
         server.terminate()
         server.wait(timeout=10)
-    assert {t["number"] for t in detail["best_trials"]} == front
+    # optuna-dashboard draws the front of every trial, infeasible ones too: its feasible part is vqtune's front
+    shown = {t["number"] for t in detail["best_trials"]}
+    feasible = {t.number for t in trials if t.user_attrs.get("rate_bits", 0) <= 90}
+    assert shown & feasible == front
     assert detail["directions"] == ["minimize", "minimize"]
     assert detail.get("objective_names") == ["val_recon_mse", "rate_bits"]

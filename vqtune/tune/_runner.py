@@ -112,7 +112,7 @@ def run_study(
         )
     storage = open_storage(space.storage)
     for warning in search_warnings(space):  # once every check passed: an error stays one line
-        console.print(f"vqtune: warning: {warning}", markup=False, highlight=False)
+        console.print(f"vqtune: warning: {warning}", markup=False, highlight=False, soft_wrap=True)  # one line
     verbosity = optuna.logging.get_verbosity()
     if not verbose:  # Optuna's line per created study and told trial would scroll the live view away
         optuna.logging.set_verbosity(optuna.logging.WARNING)
