@@ -49,6 +49,8 @@ SETTINGS = [
     ("CIFAR-scale 32x32", {"data": {"resolution": 32, "crops_per_image": 512}}, 128, 3),
     ("128x128, 32x32 codes", {"data": {"resolution": 128, "crops_per_image": 96}}, 64, 3),
     ("256x256, 64x64 codes", {"data": {"resolution": 256, "crops_per_image": 24}}, 32, 3),
+    ("256x256, two levels: 64x64 + 32x32 codes", {"data": {"resolution": 256, "crops_per_image": 24},
+                                                   "model": {"levels": 2}}, 32, 3),
 ]
 # A search-sized trial (search_spaces/quick.yaml's base) for the fractional-GPU runs
 TRIAL = {"data": {"resolution": 32, "crops_per_image": 48},
@@ -85,7 +87,8 @@ def train_flops_per_image(config) -> float:
     for module in model.modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
             module.register_forward_hook(conv)
-    model.quantizer.register_forward_hook(quantizer)
+    for level in model.quantizers:  # one, or the top and the bottom of a two-level model
+        level.register_forward_hook(quantizer)
     height, width = config.data.size
     with torch.no_grad():
         model(torch.zeros(1, 3, height, width))
@@ -154,19 +157,27 @@ def fractional(root: Path) -> list[dict]:
     return rows
 
 
-def prior(root: Path) -> dict:
+def prior(root: Path, levels: int = 1) -> dict:
+    """The prior trained on CUDA and 64 samples drawn and decoded: on 8x8 codes of 32x32 crops, or with
+    ``levels=2`` the two priors of a two-level model of 256x256 images (32x32 top and 64x64 bottom codes)."""
     from vqtune.train import fit, sample_images
 
-    config = config_of({"data": {"resolution": 32, "crops_per_image": 256},
-                        "prior": {"channels": 64, "layers": 8, "epochs": 3, "batch_size": 64}}, root / "prior",
-                       optim={"epochs": 2, "batch_size": 128})
+    if levels == 2:
+        config = config_of({"data": {"resolution": 256, "crops_per_image": 16}, "model": {"levels": 2},
+                            "prior": {"channels": 64, "layers": 8, "epochs": 2, "batch_size": 32}},
+                           root / "prior-two-levels", optim={"epochs": 1, "batch_size": 32})
+    else:
+        config = config_of({"data": {"resolution": 32, "crops_per_image": 256},
+                            "prior": {"channels": 64, "layers": 8, "epochs": 3, "batch_size": 64}}, root / "prior",
+                           optim={"epochs": 2, "batch_size": 128})
     collector = records.Collector()
     result = fit(config, collector)
     latents = [e["latents_per_s"] for e in collector.epochs if "latents_per_s" in e][1:]
     started = time.perf_counter()
     sample_images(result.run_dir, n=64, device=config.device)  # returns a picture: the work is done
+    grid = " + ".join(f"{h}x{w}" for h, w in config.grids)
     return {"latents_per_s": sum(latents) / len(latents), "sample_64_seconds": time.perf_counter() - started,
-            "grid": "8x8", "val_bits_per_dim": result.final["val_bits_per_dim"]}
+            "grid": grid, "val_bits_per_dim": result.final["val_bits_per_dim"]}
 
 
 def render(recs: dict[str, dict]) -> list[str]:
@@ -185,9 +196,11 @@ def render(recs: dict[str, dict]) -> list[str]:
             ["trials sharing the GPU", "GPU per trial", "trials/hour", "seconds per trial"],
             [[r["processes"], f"{r['gpu_per_trial']:g}", f"{r['trials_per_hour']:,.0f}", f"{r['seconds_per_trial']:.1f}"]
              for r in record["fractional"]])
-        p = record["prior"]
-        lines += ["", f"Prior on CUDA: {p['latents_per_s']:,.0f} latents/s training on a {p['grid']} code grid; "
-                      f"64 samples drawn and decoded in {p['sample_64_seconds']:.2f} s.", ""]
+        for p in (record["prior"], record.get("prior_two_levels")):
+            if p:
+                lines += ["", f"Prior on CUDA: {p['latents_per_s']:,.0f} latents/s training on {p['grid']} code "
+                              f"grids; 64 samples drawn and decoded in {p['sample_64_seconds']:.2f} s."]
+        lines += [""]
         peak_line = (f"bf16 peak {peak['flops'] / 1e12:,.1f} TFLOP/s (data sheet, dense) for {peak['name']}"
                      if peak["flops"] else "no bf16 peak known for this GPU")
         lines += records.setting_lines(record, f"GPU driver {record['driver']}; {peak_line}.",
@@ -222,7 +235,8 @@ def main() -> None:
         root = Path(tmp)
         figures = {"gpu_tests": gpu_tests(), "peak": {"name": name or gpu, "flops": flops},
                    "driver": driver_version(), "throughput": throughput(root, flops),
-                   "fractional": fractional(root), "prior": prior(root)}
+                   "fractional": fractional(root), "prior": prior(root),
+                   "prior_two_levels": prior(root, levels=2)}
     record = records.new_record(NAME, "cuda", meter, **figures)
     records.finish(args, record, renders)
     if figures["gpu_tests"]["failed"]:
