@@ -30,6 +30,7 @@ bench: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/fashion_mnist_search.py --write BENCHMARKS.md
 	$(PY) benchmarks/whole_model.py --write BENCHMARKS.md
 	$(PY) benchmarks/quantizers.py --write BENCHMARKS.md
+	$(PY) benchmarks/quantizers.py --dead-code-steps 0 --write BENCHMARKS.md
 	$(PY) benchmarks/summary.py --write BENCHMARKS.md
 
 # The same benchmarks, smaller (a few minutes): they print their reports and leave BENCHMARKS.md as it is.

@@ -15,8 +15,14 @@ the two-stage bits/dim that of the prior's lowest val_nll; train images/s is the
 after the first. Target: at least two alternatives keep >= 90% of their K codes active on the validation split
 where the default keeps fewer, with a val_recon_mse at most 5% above the default's.
 
+``--dead-code-steps N`` runs the same comparison with the three VQ variants' ``dead_code_steps`` set to N (0: no
+code is ever re-seeded, as in libraries without restarts); FSQ, which has no codebook, is unchanged, and the
+default it is judged against is the default VQ with the same N. Such a run is recorded in a section of its own,
+``quantizers_dead_code_steps_N``, next to the run with the schema's restarts (section ``quantizers``).
+
     python benchmarks/quantizers.py                          # measure (minutes: see BENCHMARKS.md); record on stdout
     python benchmarks/quantizers.py --write BENCHMARKS.md    # also update its section
+    python benchmarks/quantizers.py --dead-code-steps 0 --write BENCHMARKS.md   # restarts off, its own section
     python benchmarks/quantizers.py --epochs 1 --prior-epochs 1 --max-images 700 --crops-per-image 8   # bench-quick
 
 Needs the Fashion-MNIST IDX files (`make fashion-mnist`).
@@ -38,7 +44,8 @@ from vqtune.data import load_images
 from vqtune.errors import VqtuneError
 from vqtune.train import fit
 
-SECTION = "quantizers"
+SECTION = "quantizers"  # the run with the schema's dead-code restarts; other dead_code_steps: section_of(N)
+SCHEMA_DEAD_CODE_STEPS = QuantizerConfig.model_fields["dead_code_steps"].default
 ACTIVE_TARGET = 0.90     # an alternative keeps at least 90% of its K codes active on the validation split...
 MSE_SLACK = 0.05         # ...with a val_recon_mse at most 5% above the default's...
 ALTERNATIVES_NEEDED = 2  # ...and at least two alternatives do so, where the default keeps fewer than 90%
@@ -59,9 +66,42 @@ OPTIM = {"lr": 1e-3, "batch_size": 64}
 PRIOR = {"channels": 32, "layers": 4, "lr": 1e-3, "batch_size": 64}
 
 
+def section_of(dead_code_steps: int | None) -> str:
+    """The section a run is recorded in: ``quantizers`` with the schema's restarts, else one per value."""
+    if dead_code_steps is None or dead_code_steps == SCHEMA_DEAD_CODE_STEPS:
+        return SECTION
+    return f"{SECTION}_dead_code_steps_{dead_code_steps}"
+
+
+def quantizer_sections(dead_code_steps: int | None) -> dict[str, dict]:
+    """Variant -> its quantizer section: the VQ variants' with ``dead_code_steps`` when it is not the schema's."""
+    if section_of(dead_code_steps) == SECTION:
+        return {v: q for v, (_, q) in VARIANTS.items()}
+    return {v: q if q.get("kind") == "fsq" else {**q, "dead_code_steps": dead_code_steps}
+            for v, (_, q) in VARIANTS.items()}
+
+
+def steps_of(r: dict) -> int:
+    """The VQ variants' dead_code_steps in a record (records made before it was kept used the schema's)."""
+    return r.get("dead_code_steps", SCHEMA_DEAD_CODE_STEPS)
+
+
+def restarts_note(steps: int) -> str:
+    """How a run's restarts differ from the schema's: `` without restarts``, `` dead_code_steps N`` or nothing."""
+    if steps == SCHEMA_DEAD_CODE_STEPS:
+        return ""
+    return " without restarts" if steps == 0 else f" with dead_code_steps {steps}"
+
+
+def label(variant: str, steps: int) -> str:
+    """A variant's name in the tables: a VQ variant's says so when its restarts are not the schema's."""
+    name, quantizer = VARIANTS[variant]
+    return name if quantizer.get("kind") == "fsq" else name + restarts_note(steps)
+
+
 def config_of(dataset: str, variant: str, args, seed: int, run_dir: Path) -> TrainConfig:
     """The whole two-stage config of one variant: only ``quantizer`` and K differ between the variants."""
-    quantizer = VARIANTS[variant][1]
+    quantizer = quantizer_sections(args.dead_code_steps)[variant]
     data = {**DATASETS[dataset], **({"max_images": args.max_images} if dataset == "fashion-mnist"
                                     else {"crops_per_image": args.crops_per_image})}
     model = {**MODEL, **({} if quantizer.get("kind") == "fsq" else {"codebook_size": CODEBOOK_SIZE})}
@@ -146,30 +186,39 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds, each a full set of runs (default 0)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core); on a machine "
                                                      "other work keeps busy, 1 avoids threads waiting on each other")
-    args = records.parse(parser, {SECTION: render})
+    parser.add_argument("--dead-code-steps", type=int, metavar="N",
+                        help="the VQ variants' quantizer.dead_code_steps (0: no restarts; default: the schema's, "
+                             f"{SCHEMA_DEAD_CODE_STEPS}); another value than the schema's is recorded in its own "
+                             "section, quantizers_dead_code_steps_N")
+    known, _ = parser.parse_known_args()
+    if known.dead_code_steps is not None and known.dead_code_steps < 0:
+        parser.error("--dead-code-steps must be 0 or more")
+    section = section_of(known.dead_code_steps)
+    args = records.parse(parser, {section: render})
     if args.threads:
         torch.set_num_threads(args.threads)
 
     meter = records.LoadMeter()
     with tempfile.TemporaryDirectory(prefix="vqtune-quantizers-") as scratch:
         datasets = [measure(name, args, Path(scratch)) for name in args.datasets]
-    record = records.new_record(SECTION, "cpu", meter, model=MODEL, optim=OPTIM, prior=PRIOR,
+    steps = SCHEMA_DEAD_CODE_STEPS if args.dead_code_steps is None else args.dead_code_steps
+    record = records.new_record(section, "cpu", meter, model=MODEL, optim=OPTIM, prior=PRIOR,
                                 codebook_size=CODEBOOK_SIZE, epochs=[args.epochs, args.prior_epochs],
-                                dead_code_steps=QuantizerConfig.model_fields["dead_code_steps"].default,
-                                seeds=args.seeds, variants={v: q for v, (_, q) in VARIANTS.items()},
-                                datasets=datasets)
-    records.finish(args, record, {SECTION: render})
+                                dead_code_steps=steps, seeds=args.seeds,
+                                variants=quantizer_sections(args.dead_code_steps), datasets=datasets)
+    records.finish(args, record, {section: render})
 
 
 def headline(r: dict) -> list[tuple[str, str, str, bool]]:
     """The rows of the targets at a glance: (figure, measured, target, met), one per dataset."""
-    rows = []
+    rows, steps = [], steps_of(r)
+    restarts = {SCHEMA_DEAD_CODE_STEPS: "", 0: ", dead-code restarts off"}.get(steps, f", dead_code_steps {steps}")
     for d in r["datasets"]:
         t = d["target"]
         default = ", ".join(f"{run['active_share']:.1%}" for run in d["runs"] if run["variant"] == DEFAULT)
-        meeting = ", ".join(VARIANTS[v][0] for v in t["meeting"]) or "none"
-        rows.append((f"Quantizers at K of about 1000, {d['dataset']}: alternatives with >= {ACTIVE_TARGET:.0%} of "
-                     f"codes active and val MSE within {MSE_SLACK:.0%} of the default's",
+        meeting = ", ".join(label(v, steps) for v in t["meeting"]) or "none"
+        rows.append((f"Quantizers at K of about 1000{restarts}, {d['dataset']}: alternatives with >= "
+                     f"{ACTIVE_TARGET:.0%} of codes active and val MSE within {MSE_SLACK:.0%} of the default's",
                      f"{len(t['meeting'])} ({meeting}); default {default} active",
                      f">= {ALTERNATIVES_NEEDED}, default below {ACTIVE_TARGET:.0%}", t["met"]))
     return rows
@@ -185,26 +234,32 @@ def render(recs: dict[str, dict]) -> list[str]:
     for d in r["datasets"]:
         lines += [f"**{d['dataset']}**: {d['data']}; validation: {d['val_images']:,} images x {d['grid']} codes = "
                   f"{d['val_latents']:,} latent positions; {d['steps_per_epoch']} training steps per epoch.", "",
-                  *runs_table(d), "", *target_table(d), "", restarts_line(d, r), "", *epochs_table(d), ""]
+                  *runs_table(d, r), "", *target_table(d, r), "", restarts_line(d, r), "", *epochs_table(d, r), ""]
     m, p = r["model"], r["prior"]
+    steps = steps_of(r)
+    restarts = ("" if steps == SCHEMA_DEAD_CODE_STEPS else
+                "; the VQ variants never re-seed a code (`dead_code_steps: 0`)" if steps == 0 else
+                f"; the VQ variants re-seed a code unused for {steps} training steps (`dead_code_steps: {steps}`; "
+                f"the schema's is {SCHEMA_DEAD_CODE_STEPS})")
     return lines + records.setting_lines(
         r,
         f"Stage 1: hidden {m['hidden']}, residual hidden {m['residual_hidden']}, {m['residual_blocks']} residual "
         f"blocks, {m['downsample']} downsamplings, D {m['embedding_dim']}, Adam lr {r['optim']['lr']:g}, batch "
         f"{r['optim']['batch_size']}, {r['epochs'][0]} epochs; quantizer sections: "
         + "; ".join(f"{v} `{q or 'the defaults'}`" for v, q in r["variants"].items())
-        + f" (K {r['codebook_size']} for vq, 1000 for fsq).",
+        + f" (K {r['codebook_size']} for vq, 1000 for fsq){restarts}.",
         f"Prior (the same for all): channels {p['channels']}, {p['layers']} layers, Adam lr {p['lr']:g}, batch "
         f"{p['batch_size']}, {r['epochs'][1]} epochs; seeds {', '.join(map(str, r['seeds']))}; `fit` on {r['machine']['torch_threads']} "
         "torch thread(s).")
 
 
-def runs_table(d: dict) -> list[str]:
+def runs_table(d: dict, record: dict) -> list[str]:
     base = {r["seed"]: r for r in d["runs"] if r["variant"] == DEFAULT}
     rows = []
     for r in d["runs"]:
         mse_change = r["val_recon_mse"] / base[r["seed"]]["val_recon_mse"] - 1
-        rows.append([VARIANTS[r["variant"]][0], r["seed"], f"{r['active_codes']:,} of {r['codebook_size']:,}",
+        rows.append([label(r["variant"], steps_of(record)), r["seed"],
+                     f"{r['active_codes']:,} of {r['codebook_size']:,}",
                      f"**{r['active_share']:.1%}**", f"{r['val_perplexity']:,.0f}",
                      f"{r['val_recon_mse']:.5f}" + ("" if r["variant"] == DEFAULT else f" ({percent(mse_change)})"),
                      f"{r['bits_per_dim']:.3f}", f"{r['bits_per_dim_unigram']:.3f}",
@@ -214,8 +269,9 @@ def runs_table(d: dict) -> list[str]:
                           "bits/dim, unigram prior", "train images/s", "stage-1 epoch used", "fit, s"], rows)
 
 
-def target_table(d: dict) -> list[str]:
+def target_table(d: dict, record: dict) -> list[str]:
     t = d["target"]
+    steps = steps_of(record)
     base = [r for r in d["runs"] if r["variant"] == DEFAULT]
     default = ", ".join(f"{r['active_share']:.1%}" for r in base)
     rows = []
@@ -232,9 +288,10 @@ def target_table(d: dict) -> list[str]:
                 parts.append(f"the default itself keeps {ACTIVE_TARGET:.0%} or more active")
             if parts:
                 reasons.append(f"seed {c['seed']}: " + "; ".join(parts))
-        rows.append([VARIANTS[variant][0], records.verdict(check["met"]), "; ".join(reasons) or "-"])
-    names = ", ".join(VARIANTS[v][0] for v in t["meeting"]) or "none"
-    rows.append([f"target: >= {ALTERNATIVES_NEEDED} alternatives (default: {default} active)",
+        rows.append([label(variant, steps), records.verdict(check["met"]), "; ".join(reasons) or "-"])
+    names = ", ".join(label(v, steps) for v in t["meeting"]) or "none"
+    rows.append([f"target: >= {ALTERNATIVES_NEEDED} alternatives (default{restarts_note(steps)}: {default} "
+                 "active)",
                  records.verdict(t["met"]), f"meeting it: {names}"])
     return records.table(["alternative", "target", "why not"], rows)
 
@@ -249,19 +306,27 @@ def still_rising(run: dict) -> str:
 def restarts_line(d: dict, r: dict) -> str:
     """What the dead-code restarts of the VQ variants did, read from the per-epoch counts: the count before and
     after the first epoch in which a code can have gone unused for ``dead_code_steps`` steps, and FSQ's, which
-    has no codebook to re-seed, from its first epoch to its last."""
-    # The variants' quantizer sections leave it at the schema's default, which the record keeps.
-    steps = r.get("dead_code_steps", QuantizerConfig.model_fields["dead_code_steps"].default)
-    epoch = -(-steps // d["steps_per_epoch"])  # the epoch that holds training step `steps`
-    vq = [run for run in d["runs"] if run["variant"] != "fsq" and len(run["active_by_epoch"]) >= epoch > 1]
+    has no codebook to re-seed, from its first epoch to its last; with restarts off (``dead_code_steps: 0``), the VQ
+    variants' count from their first epoch to their last too."""
+    steps = steps_of(r)
     fsq = [run for run in d["runs"] if run["variant"] == "fsq"]
     parts = []
-    if vq:
-        counts = "; ".join(f"{VARIANTS[run['variant']][0]} {run['active_by_epoch'][epoch - 2]:,} -> "
+    if steps == 0:
+        counts = "; ".join(f"{label(run['variant'], steps)} {run['active_by_epoch'][0]:,} -> "
+                           f"{run['active_by_epoch'][-1]:,} (largest {max(run['active_by_epoch']):,})"
+                           for run in d["runs"] if run["variant"] != "fsq")
+        parts.append("No code of the VQ variants is ever re-seeded (`dead_code_steps: 0`): their active codes went "
+                     f"from epoch 1 to the last: {counts}.")
+    epoch = -(-steps // d["steps_per_epoch"])  # the epoch that holds training step `steps`
+    vq = [run for run in d["runs"] if run["variant"] != "fsq" and len(run["active_by_epoch"]) >= epoch > 1]
+    if steps and vq:
+        counts = "; ".join(f"{label(run['variant'], steps)} {run['active_by_epoch'][epoch - 2]:,} -> "
                            f"{run['active_by_epoch'][epoch - 1]:,}" for run in vq)
-        parts.append(f"The VQ variants re-seed a code unused for {steps} training steps (the schema's "
-                     f"`dead_code_steps`): the first restarts fall in epoch {epoch} ({d['steps_per_epoch']} steps "
-                     f"per epoch), where their active codes went from epoch {epoch - 1} to {epoch}: {counts}.")
+        whose = ("the schema's `dead_code_steps`" if steps == SCHEMA_DEAD_CODE_STEPS else
+                 f"`dead_code_steps: {steps}`; the schema's is {SCHEMA_DEAD_CODE_STEPS}")
+        parts.append(f"The VQ variants re-seed a code unused for {steps} training steps ({whose}): the first "
+                     f"restarts fall in epoch {epoch} ({d['steps_per_epoch']} steps per epoch), where their active "
+                     f"codes went from epoch {epoch - 1} to {epoch}: {counts}.")
     for run in fsq:
         series = run["active_by_epoch"]
         parts.append(f"FSQ, which has no codebook to re-seed, went from {series[0]:,} active codes after epoch 1 to "
@@ -269,8 +334,8 @@ def restarts_line(d: dict, r: dict) -> str:
     return " ".join(parts)
 
 
-def epochs_table(d: dict) -> list[str]:
-    rows = [[VARIANTS[r["variant"]][0], r["seed"], ", ".join(f"{n:,}" for n in r["active_by_epoch"])]
+def epochs_table(d: dict, record: dict) -> list[str]:
+    rows = [[label(r["variant"], steps_of(record)), r["seed"], ", ".join(f"{n:,}" for n in r["active_by_epoch"])]
             for r in d["runs"]]
     return records.table(["quantizer", "seed", "val_active_codes after each stage-1 epoch"], rows)
 

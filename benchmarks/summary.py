@@ -19,6 +19,7 @@ HEADLINES = [("trainer_vs_reference", trainer_vs_reference.headline),
              ("orchestration_overhead", orchestration_overhead.headline),
              ("pruning_savings", fashion_mnist_search.headline),
              ("quantizers", quantizers.headline),
+             (quantizers.section_of(0), quantizers.headline),  # the same with dead-code restarts off
              ("soak", soak.headline),
              ("outage", outage.headline)]
 
