@@ -160,7 +160,7 @@ def _get(config: TrainConfig, key: str) -> Any:
 def estimate_trial(config: TrainConfig, sizes: SplitSizes, stage1: TrainConfig,
                    device: str) -> tuple[float, list[str]]:
     """Seconds one trial of ``config`` takes without pruning, from timed steps, and how they add up."""
-    from vqtune.train import latent_grid, time_prior_steps, time_vqvae_steps
+    from vqtune.train import time_prior_steps, time_vqvae_steps
 
     seconds, parts = 0.0, []
     vqvae = None
@@ -170,18 +170,19 @@ def estimate_trial(config: TrainConfig, sizes: SplitSizes, stage1: TrainConfig,
         if stage == "vqvae":
             timed, epochs, batch = vqvae, config.optim.epochs, config.optim.batch_size
         else:
-            timed, epochs, batch = time_prior_steps(stage1, TIMED_STEPS, device), config.prior.epochs, config.prior.batch_size
+            timed = time_prior_steps(stage1, TIMED_STEPS, device, samples=SAMPLES)
+            epochs, batch = config.prior.epochs, config.prior.batch_size
         steps = sizes.train_images // min(batch, sizes.train_images)
         epoch = steps * timed.step_seconds + sizes.val_images * timed.eval_seconds_per_item
         seconds += epochs * epoch
         parts.append(f"{stage}: {steps} step{'s' * (steps != 1)} of {timed.step_seconds * 1000:.0f} ms + evaluation, {epoch:.1f} s "
                      f"per epoch x {epochs}")
         if stage == "prior":
-            # the codes of every image, encoded once; at the end of a two-stage trial, samples drawn one latent
-            # position at a time (one prior pass over a batch of SAMPLES grids per position)
+            # the codes of every image, encoded once; at the end of a two-stage trial, SAMPLES grids drawn one
+            # latent position at a time, at the timed cost of a position
             encode = (sizes.train_images + sizes.val_images) * vqvae.eval_seconds_per_item
-            h, w = latent_grid(stage1)
-            sample = h * w * SAMPLES * timed.eval_seconds_per_item if "vqvae" in config.stages else 0.0
+            positions = sum(h * w for h, w in stage1.grids)
+            sample = positions * timed.sample_seconds_per_position if "vqvae" in config.stages else 0.0
             seconds += encode + sample
             parts.append(f"encoding the codes {encode:.1f} s" + (f", {SAMPLES} samples {sample:.1f} s" if sample else ""))
     return seconds, parts

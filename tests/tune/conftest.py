@@ -1,4 +1,9 @@
+import os
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 
 from vqtune.config import PARAM_TYPES, SearchSpace, validate
 
@@ -36,3 +41,20 @@ def make_space(tmp_path, **changes) -> SearchSpace:
 @pytest.fixture
 def space_factory(tmp_path):
     return lambda **changes: make_space(tmp_path, **changes)
+
+
+def cli_search(directory: Path, study: str, storage: str, trial_dir: Path, n_trials: int, epochs: int):
+    """A one-parameter search of ``n_trials`` trials, one at a time, written to ``directory``/space.yaml for
+    ``vqtune run`` in a subprocess: the command and its environment (unbuffered output, Ray without tokens)."""
+    space = {
+        "study": study, "n_trials": n_trials, "sampler": {"type": "random", "seed": 1}, "pruner": {"type": "none"},
+        "perplexity": {"floor": 0}, "storage": {"url": storage, "heartbeat_interval": 1, "grace_period": 3},
+        "resources": {"cpu": 1, "gpu": 0}, "max_concurrent": 1, "trial_dir": str(trial_dir),
+        "artifact_dir": str(directory / "artifacts"),
+        "base": {**TINY_BASE, "optim": {**TINY_BASE["optim"], "epochs": epochs}},
+        "space": {"quantizer.beta": {"type": "float", "low": 0.1, "high": 1.0, "log": True}},
+    }
+    path = directory / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    command = [sys.executable, "-m", "vqtune.cli", "run", str(path)]
+    return command, {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled"}

@@ -6,20 +6,17 @@ benchmarks/outage.py, which records it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import optuna
 import sqlalchemy
-import yaml
 from optuna.trial import TrialState
 
 from tests.postgres import throwaway_server
-from tests.tune.conftest import TINY_BASE
+from tests.tune.conftest import cli_search
 
 STUDY = "outage"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -65,19 +62,7 @@ def outage(base_dir: Path, n_trials: int = 3, epochs: int = 2, timeout: float = 
     one trial has finished and the next has reported an epoch, start it again and rerun; what happened."""
     base_dir.mkdir(parents=True, exist_ok=True)
     with throwaway_server(base_dir / "pg") as server:
-        space = {
-            "study": STUDY, "n_trials": n_trials, "sampler": {"type": "random", "seed": 1},
-            "pruner": {"type": "none"}, "perplexity": {"floor": 0},
-            "storage": {"url": server.url, "heartbeat_interval": 1, "grace_period": 3},
-            "resources": {"cpu": 1, "gpu": 0}, "max_concurrent": 1, "trial_dir": str(base_dir / "trials"),
-            "artifact_dir": str(base_dir / "artifacts"),
-            "base": {**TINY_BASE, "optim": {**TINY_BASE["optim"], "epochs": epochs}},
-            "space": {"quantizer.beta": {"type": "float", "low": 0.1, "high": 1.0, "log": True}},
-        }
-        path = base_dir / "space.yaml"
-        path.write_text(yaml.safe_dump(space))
-        command = [sys.executable, "-m", "vqtune.cli", "run", str(path)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled"}
+        command, env = cli_search(base_dir, STUDY, server.url, base_dir / "trials", n_trials, epochs)
         driver = subprocess.Popen(command, env=env, cwd=base_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
         try:

@@ -7,16 +7,14 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
 
-from tests.tune.conftest import TINY_BASE
+from tests.tune.conftest import cli_search
 
 N_TRIALS = 3
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -67,19 +65,7 @@ def _completed(database: Path) -> int:
 def _run_until_the_disk_fills(tmp_path: Path, database: Path, trial_dir: Path, disk: Path):
     """Start ``vqtune run``, fill ``disk`` once a trial has finished, and let the search end; its result, the
     command (to rerun) and the filler (to delete)."""
-    space = {
-        "study": "full", "n_trials": N_TRIALS, "sampler": {"type": "random", "seed": 1}, "pruner": {"type": "none"},
-        "perplexity": {"floor": 0}, "storage": {"url": f"sqlite:///{database}", "heartbeat_interval": 1,
-                                                "grace_period": 3},
-        "resources": {"cpu": 1, "gpu": 0}, "max_concurrent": 1, "trial_dir": str(trial_dir),
-        "artifact_dir": str(tmp_path / "artifacts"),
-        "base": {**TINY_BASE, "optim": {**TINY_BASE["optim"], "epochs": 2}},
-        "space": {"quantizer.beta": {"type": "float", "low": 0.1, "high": 1.0, "log": True}},
-    }
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(space))
-    command = [sys.executable, "-m", "vqtune.cli", "run", str(path)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled"}
+    command, env = cli_search(tmp_path, "full", f"sqlite:///{database}", trial_dir, N_TRIALS, epochs=2)
     driver = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     try:

@@ -6,7 +6,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from tests.tune.conftest import TINY_BASE, make_space
-from vqtune.study import open_storage
+from vqtune.study import open_storage, trials_frame
 from vqtune.tune import run_study
 
 
@@ -22,7 +22,8 @@ def test_a_two_level_two_stage_search_finishes(ray_session, tmp_path):
     run_study(space, console=Console(file=open("/dev/null", "w")))
 
     storage = open_storage(space.storage)
-    trials = optuna.load_study(study_name=space.study, storage=storage).get_trials(states=(TrialState.COMPLETE,))
+    study = optuna.load_study(study_name=space.study, storage=storage)
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert sorted(t.params["model.top_downsample"] for t in trials) == [1, 2]
     for trial in trials:
         attrs = trial.user_attrs
@@ -32,3 +33,7 @@ def test_a_two_level_two_stage_search_finishes(ray_session, tmp_path):
         assert trial.value == attrs["val_bits_per_dim"] > attrs["val_distortion_bits_per_dim"] > 0
         assert attrs["sample_seconds"] > 0
         assert "samples.png" in {m.filename for m in get_all_artifact_meta(trial, storage=storage)}
+    # the trials table counts both grids' cells in the rate, as the trials themselves do
+    frame = trials_frame(study).set_index("number")
+    for trial in trials:
+        assert frame.loc[trial.number, "bits_per_image"] == trial.user_attrs["rate_bits"]

@@ -7,9 +7,10 @@ import math
 
 import optuna
 import pandas as pd
+from pydantic import ValidationError
 from optuna.trial import TrialState
 
-from vqtune.config import QuantizerConfig
+from vqtune.config import TrainConfig
 from vqtune.study._study import SPACE_ATTR, best_trials, goal_metrics
 
 # Per-trial user attributes that are records, not figures: kept out of the table.
@@ -90,17 +91,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def _rate(trial: optuna.trial.FrozenTrial) -> tuple[object, float, float, float]:
-    """The trial's quantizer kind, K, latent cells and bits per image (NaN where it trains no stage 1)."""
-    config = trial.user_attrs.get("train_config")
-    if not config or (config.get("prior") or {}).get("vqvae_checkpoint"):
+    """The trial's quantizer kind, K, latent cells (of every level) and bits per image (NaN where it trains no
+    stage 1, or its recorded config no longer validates)."""
+    recorded = trial.user_attrs.get("train_config")
+    try:
+        config = TrainConfig.model_validate(recorded) if recorded else None
+    except ValidationError:
+        config = None
+    if config is None or "vqvae" not in config.stages:
         return None, math.nan, math.nan, math.nan
-    resolution = config["data"]["resolution"]
-    height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
-    cells = (height >> config["model"]["downsample"]) * (width >> config["model"]["downsample"])
-    quantizer = config.get("quantizer") or {}
-    kind = quantizer.get("kind", "vq")
-    if kind == "fsq":
-        codebook_size = math.prod(QuantizerConfig.model_validate(quantizer).fsq_levels)
-    else:
-        codebook_size = config["model"]["codebook_size"]
-    return kind, float(codebook_size), float(cells), cells * math.log2(codebook_size)
+    cells = sum(h * w for h, w in config.grids)
+    return config.quantizer.kind, float(config.codebook_size), float(cells), cells * math.log2(config.codebook_size)

@@ -10,7 +10,7 @@ from vqtune.train._prior import load_prior
 from vqtune.train._progress import ProgressReporter
 from vqtune.train._reporter import Reporter, RunInfo
 from vqtune.train._sample import sample_images
-from vqtune.train._timing import StepTime, forward_flops, latent_grid, time_prior_steps, time_vqvae_steps
+from vqtune.train._timing import StepTime, forward_flops, time_prior_steps, time_vqvae_steps
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -26,7 +26,6 @@ __all__ = [
     "encode_dataset",
     "fit",
     "forward_flops",
-    "latent_grid",
     "load_checkpoint",
     "load_prior",
     "load_vqvae",

@@ -29,6 +29,7 @@ class StepTime(NamedTuple):
     batch_size: int
     step_seconds: float
     eval_seconds_per_item: float
+    sample_seconds_per_position: float = 0.0  # stage 2: drawing ``samples`` grids, per latent position
 
 
 class _StepClock(Reporter):
@@ -48,13 +49,6 @@ def in_channels(config: TrainConfig) -> int:
     return config.data.channels or (1 if config.data.source == "fashion-mnist" else 3)
 
 
-def latent_grid(config: TrainConfig) -> tuple[int, int]:
-    """``(h, w)`` of the code grid of ``config``'s VQ-VAE."""
-    height, width = config.data.size
-    factor = 2**config.model.downsample
-    return height // factor, width // factor
-
-
 def time_vqvae_steps(config: TrainConfig, steps: int = 3, device: Optional[str] = None) -> StepTime:
     """Time ``steps`` training steps of stage 1 (after one untimed step) and one evaluation batch."""
     torch_device = resolve_device(device or config.device)
@@ -72,9 +66,11 @@ def time_vqvae_steps(config: TrainConfig, steps: int = 3, device: Optional[str] 
     return StepTime("vqvae", batch, step_seconds, (time.perf_counter() - start) / len(val))
 
 
-def time_prior_steps(config: TrainConfig, steps: int = 3, device: Optional[str] = None) -> StepTime:
+def time_prior_steps(config: TrainConfig, steps: int = 3, device: Optional[str] = None,
+                     samples: int = 64) -> StepTime:
     """Time ``steps`` training steps of the prior (after one untimed step) on code grids of ``config``'s latent
-    grid and codebook, and one evaluation batch. ``config.model`` and ``config.data`` must be those of the VQ-VAE
+    grid and codebook, one evaluation batch, and a draw of ``samples`` grids of one row (a position costs the
+    sampler the same on any row). ``config.model`` and ``config.data`` must be those of the VQ-VAE
     whose codes the prior learns."""
     torch_device = resolve_device(device or config.device)
     prior, k = config.prior, config.codebook_size
@@ -104,7 +100,19 @@ def time_prior_steps(config: TrainConfig, steps: int = 3, device: Optional[str] 
     evaluate_prior(model, val, prior.batch_size)
     if torch_device.type == "cuda":
         torch.cuda.synchronize(torch_device)
-    return StepTime("prior", prior.batch_size, step_seconds, (time.perf_counter() - start) / len(val[0]))
+    eval_seconds = (time.perf_counter() - start) / len(val[0])
+    (top_h, top_w), (bottom_h, bottom_w) = config.grids[0], config.grids[-1]
+    start = time.perf_counter()
+    if len(config.grids) == 2:  # a top row, and the bottom rows it conditions
+        rows = bottom_h // top_h
+        model.sample(samples, (1, top_w), (rows, bottom_w))
+        positions = top_w + rows * bottom_w
+    else:
+        model.sample((samples, 1, bottom_w))
+        positions = bottom_w
+    if torch_device.type == "cuda":
+        torch.cuda.synchronize(torch_device)
+    return StepTime("prior", prior.batch_size, step_seconds, eval_seconds, (time.perf_counter() - start) / positions)
 
 
 @torch.no_grad()
