@@ -203,8 +203,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
             trial.set_constraint(str(constraint), constraint.violation(float(final[constraint.metric])))
     try:
         reporter.write_curves(result.run_dir / rd.CURVES)
-        upload_trial_artifacts(trial, artifact_store(Path(config["artifact_dir"])), result.run_dir, final,
-                               "PRUNED" if pruned else "COMPLETE")
+        upload_trial_artifacts(trial, store, result.run_dir, final, "PRUNED" if pruned else "COMPLETE")
     except OSError as exc:  # the trial's result stands without its pictures
         trial.set_user_attr("artifact_error", str(exc)[:500])
     if pruned:
