@@ -8,7 +8,7 @@ from vqtune.study._artifacts import ArtifactStore, artifact_store, default_artif
 from vqtune.study._delete import Deletion, plan_deletion
 from vqtune.study._export import export_config, trial_train_config
 from vqtune.study._sampling import ParetoRule, build_pruner, build_sampler, grid_of, grid_points
-from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage
+from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage, requeue_once
 from vqtune.study._study import (
     FINISHED_STATES,
     SERIES_ATTR,
@@ -55,6 +55,7 @@ __all__ = [
     "open_storage",
     "open_study",
     "plan_deletion",
+    "requeue_once",
     "studies_table",
     "suggest",
     "trial_train_config",

@@ -31,8 +31,8 @@ from vqtune.study import (
     mask,
     open_storage,
     open_study,
+    requeue_once,
 )
-from vqtune.study._storage import requeue_once
 from vqtune.train import encode_dataset
 from vqtune.tune._live import LiveView, render
 from vqtune.tune._searcher import StudySearcher
