@@ -12,7 +12,7 @@ from vqtune.models.quantizer import rotate_to
 
 
 def _fsq_bound_by_hand(z: float, levels: int) -> float:
-    half = (levels - 1) * (1 - 1e-3) / 2
+    half = (levels - 1) * (1 + 1e-3) / 2
     offset = 0.5 if levels % 2 == 0 else 0.0
     return math.tanh(z + math.atanh(offset / half)) * half - offset
 
@@ -56,7 +56,7 @@ def test_fsq_gradient_passes_rounding_straight_through():
     z = torch.tensor([[[[0.3, -1.2]]]], requires_grad=True)
     fsq(z).quantized.sum().backward()
     # d/dz tanh(z) * half / (L // 2), the rounding skipped
-    half = 4 * (1 - 1e-3) / 2
+    half = 4 * (1 + 1e-3) / 2
     expected = [(1 - math.tanh(v) ** 2) * half / 2 for v in (0.3, -1.2)]
     assert z.grad.flatten().tolist() == pytest.approx(expected, rel=1e-5)
 

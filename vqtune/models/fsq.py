@@ -18,7 +18,7 @@ class FiniteScalarQuantizer(nn.Module):
     """Each of ``len(levels)`` channels is bounded and rounded to one of ``levels[i]`` values; the code is the
     tuple of those values, numbered in mixed radix, so K = prod(levels) and every code can be reached.
 
-    Per channel with L levels: half = (L - 1)(1 - 1e-3)/2, offset = 0.5 for even L (else 0),
+    Per channel with L levels: half = (L - 1)(1 + 1e-3)/2, offset = 0.5 for even L (else 0),
     shift = atanh(offset / half); bounded = tanh(z + shift) * half - offset; the integer is round(bounded) in
     [-(L // 2), L - 1 - L // 2] (a straight-through gradient), the output integer / (L // 2), in [-1, 1].
     Index = sum_i (integer_i + L_i // 2) * prod_{j<i} L_j, a bijection onto [0, K).
@@ -59,7 +59,9 @@ class FiniteScalarQuantizer(nn.Module):
     def bound(self, z: torch.Tensor) -> torch.Tensor:
         """(B, c, H, W) -> the same, channel i squashed into (-(L_i // 2) - 0.5, L_i - 1 - L_i // 2 + 0.5)."""
         levels = self._per_channel(self.levels).to(z.dtype)
-        half = (levels - 1) * (1 - 1e-3) / 2
+        # Just over (L - 1)/2: the shift atanh(offset / half) needs offset < half, which two levels (offset 0.5)
+        # miss at (L - 1)/2 and under it (0.5 / 0.4995 > 1: a NaN).
+        half = (levels - 1) * (1 + 1e-3) / 2
         offset = torch.where(self._per_channel(self.levels) % 2 == 0, 0.5, 0.0).to(z.dtype)
         shift = torch.atanh(offset / half)
         return torch.tanh(z + shift) * half - offset
