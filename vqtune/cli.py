@@ -283,6 +283,9 @@ def _studies(args: argparse.Namespace) -> int:
     return 0
 
 
+PRIOR_LINES = 10  # trials whose prior warning `vqtune trials` prints under its table, at most
+
+
 def _trials(args: argparse.Namespace) -> int:
     from vqtune.study import SPACE_ATTR, goal_metrics, load_existing, open_storage, trials_frame
 
@@ -296,8 +299,17 @@ def _trials(args: argparse.Namespace) -> int:
     # A multi-objective study: each objective under its metric's name, and which trials are Pareto-optimal.
     values = goal_metrics(recorded) if recorded and len(study.directions) > 1 else ["value"]
     columns = ["number", "state", *values, "pareto", "feasible", *params, "pruned_by", "epochs", "val_perplexity",
-               "val_active_codes", "codebook_size", "fail_reason"]
+               "val_active_codes", "codebook_size", "prior", "fail_reason"]
+    # A prior worse than the unigram one: "worse" in a narrow column, and its line (too long for a cell) below.
+    warned = frame[["number", "prior_warning"]].dropna() if "prior_warning" in frame else frame.iloc[0:0]
+    if len(warned):
+        frame = frame.assign(prior=frame["prior_warning"].notna().map({True: "worse", False: None}))
     _print_frame(frame.reindex(columns=[c for c in columns if c in frame.columns]), "no trials")
+    for number, warning in list(warned.itertuples(index=False))[:PRIOR_LINES]:
+        print(f"trial {number}: {warning}")
+    if len(warned) > PRIOR_LINES:
+        print(f"... and {len(warned) - PRIOR_LINES} more trials whose prior is worse than the unigram prior "
+              f"(vqtune trials --study {args.study} --format csv: column prior_warning)")
     return 0
 
 
@@ -393,6 +405,7 @@ def _config(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from vqtune import run_dir as rd
     from vqtune.config import load_train_config
+    from vqtune.metrics import prior_warning
     from vqtune.train import ProgressReporter, fit
 
     if args.resume is not None:
@@ -412,7 +425,10 @@ def _train(args: argparse.Namespace) -> int:
         final = stage2[-1]
         print(f"done: {result.run_dir}  prior val nll {final['val_nll']:.4f} nats/latent  "
               f"{final['val_bits_per_dim']:.3f} bits/dim\n"
-              f"next: vqtune sample {result.run_dir} -o {result.run_dir / 'samples.png'}")
+              f"next: vqtune sample {result.run_dir} -o {result.run_dir / 'samples.png'}", flush=True)
+        warning = prior_warning(final)
+        if warning:  # last, where it is read: samples from such a prior are worth less than its bits/dim says
+            print(f"vqtune: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -7,7 +7,8 @@ three agree). Imports nothing heavy: the config schema and the study layer read 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Mapping, NamedTuple
 
 
 class Metric(NamedTuple):
@@ -59,6 +60,8 @@ METRICS: dict[str, Metric] = {
                                        "place of the PixelCNN: the reference it must beat", False),
     "val_bits_per_dim_uniform": Metric("prior", "bits/subpixel", "val_bits_per_dim with the uniform prior "
                                        "(log K per latent)", False),
+    "vqvae_epoch": Metric("prior", "-", "the stage-1 epoch whose checkpoint stage 2 encoded (best.pt: the lowest "
+                          "val_recon_mse); a two-stage trial's stage-1 figures are that epoch's", False),
     "train_nll": Metric("prior", "nats/latent", "the prior's negative log-likelihood of the training codes", True),
     "latents_per_s": Metric("prior", "latents/s", "training throughput of the prior", False),
     "epoch_seconds": Metric("both", "s", "wall time of the epoch, evaluation included", False),
@@ -84,3 +87,23 @@ def final_metrics(stages: tuple[str, ...], levels: int = 1) -> tuple[str, ...]:
     if "prior" in stages:
         names |= {name for name, m in METRICS.items() if m.stage == "trial"}
     return tuple(name for name in METRICS if name in names)
+
+
+def prior_warning(metrics: Mapping[str, float]) -> str | None:
+    """One line when a trained prior does worse than the reference it must beat, else None.
+
+    ``metrics`` holds a two-stage result's figures (an epoch's metrics, or a trial's user attributes): the bound
+    with the PixelCNN, ``val_bits_per_dim``, above the same bound with the unigram prior of the training codes,
+    ``val_bits_per_dim_unigram``, means the PixelCNN has not learnt even how often each code occurs (README,
+    "Judging the whole model"): a defect of its training, not a rate to expect. None when either figure is
+    missing or not finite (stage 1 alone, a diverged run).
+    """
+    try:
+        bound, unigram = float(metrics["val_bits_per_dim"]), float(metrics["val_bits_per_dim_unigram"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (math.isfinite(bound) and math.isfinite(unigram)) or bound <= unigram:
+        return None
+    return (f"the prior is worse than the unigram prior by {bound - unigram:.3g} bits/dim (val_bits_per_dim "
+            f"{bound:.4g} against val_bits_per_dim_unigram {unigram:.4g}); train it longer (prior.epochs), make it "
+            "larger (prior.channels, prior.layers) or raise prior.lr")

@@ -65,7 +65,8 @@ def write_report(study: optuna.Study, storage: optuna.storages.BaseStorage, path
 
 
 def _best_trials(study: optuna.Study, frame: pd.DataFrame, storage, store) -> str:
-    """The best feasible trials (single objective), or the Pareto-optimal ones, with their reconstructions."""
+    """The best feasible trials (single objective), or the Pareto-optimal ones, with their reconstructions; a line
+    under each whose prior is worse than the unigram prior, and a list of the other trials where it is."""
     if len(study.directions) > 1:
         best, title = best_trials(study), "Pareto-optimal trials"
     else:
@@ -75,6 +76,9 @@ def _best_trials(study: optuna.Study, frame: pd.DataFrame, storage, store) -> st
         best, title = sorted(feasible, key=lambda t: t.value, reverse=reverse)[:BEST], "Best trials"
     rows = []
     by_number = frame.set_index("number") if not frame.empty else frame
+    # trial number -> its prior warning (a line of text from the study: escaped where it is written)
+    warnings = {} if "prior_warning" not in frame else \
+        {int(n): str(w) for n, w in frame[["number", "prior_warning"]].dropna().itertuples(index=False) if w}
     for trial in best:
         params = "<br>".join(f"{html.escape(k)} = {html.escape(_short(v))}" for k, v in trial.params.items())
         images = "".join(_image(trial, storage, store, name) for name in (rd.RECONSTRUCTIONS, rd.SAMPLES))
@@ -85,12 +89,20 @@ def _best_trials(study: optuna.Study, frame: pd.DataFrame, storage, store) -> st
             f"<td>{_short(attrs.get('val_perplexity', ''))}</td><td>{_short(attrs.get('val_psnr', ''))}</td>"
             f"<td>{_short(attrs.get('val_bits_per_dim', ''))}</td><td>{images or '(none uploaded)'}</td></tr>"
         )
+        if warnings.get(trial.number):  # under its row: a bits/dim that the prior should have beaten
+            rows.append(f'<tr class="prior-warning"><td colspan="7">trial {trial.number}: '
+                        f"{html.escape(warnings[trial.number])}</td></tr>")
+    shown = {trial.number for trial in best}
+    others = "".join(f"<li>trial {number}: {html.escape(warning)}</li>"
+                     for number, warning in warnings.items() if number not in shown)
+    others = f'<p>Other trials whose prior is worse than the unigram prior:</p><ul class="prior-warning">{others}</ul>' \
+        if others else ""
     if not rows:
-        return f'<section id="best-trials"><h2>{title}</h2><p>No complete trial yet.</p></section>'
+        return f'<section id="best-trials"><h2>{title}</h2><p>No complete trial yet.</p>{others}</section>'
     return (
         f'<section id="best-trials"><h2>{title}</h2><table><thead><tr><th>trial</th><th>value</th>'
         "<th>params</th><th>perplexity</th><th>PSNR (dB)</th><th>bits/dim</th><th>validation images (top) and "
-        f"reconstructions; prior samples</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+        f"reconstructions; prior samples</th></tr></thead><tbody>{''.join(rows)}</tbody></table>{others}</section>"
     )
 
 
@@ -121,6 +133,7 @@ h1 {{ margin-bottom: 0.2rem; }} .meta {{ color: #555; margin-top: 0; }}
 section {{ margin: 2rem 0; }} table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 0.4rem 0.6rem; vertical-align: top; text-align: left; }}
 img.reconstructions {{ max-width: 520px; image-rendering: pixelated; }}
+.prior-warning {{ color: #8a4b00; }}
 </style></head>
 <body><h1>{heading}</h1><p class="meta">{meta}</p>
 {body}

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from optuna.trial import TrialState
 
 from vqtune.config import TrainConfig
+from vqtune.metrics import prior_warning
 from vqtune.study._study import SPACE_ATTR, best_trials, goal_metrics
 
 # Per-trial user attributes that are records, not figures: kept out of the table.
@@ -57,9 +58,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, value (``values_0``, ``values_1``, ... in a multi-objective study),
     start/complete times, duration, every param (named by its dotted config key), every user attribute
     (``pruned_by``, ``val_perplexity``, ...), ``feasible`` when the search has constraints, ``pareto`` (a
-    Pareto-optimal trial of a multi-objective study), and for trials that train stage 1 ``quantizer_kind``,
-    ``codebook_size`` (K), ``latent_cells`` and ``bits_per_image`` = latent cells x log2 K (the rate of the code
-    grid)."""
+    Pareto-optimal trial of a multi-objective study), ``prior_warning`` when a trial's trained prior does worse
+    than the unigram prior (the line the trial recorded, else read from its final metrics, so a study recorded
+    before the attribute shows it too), and for trials that train stage 1 ``quantizer_kind``, ``codebook_size``
+    (K), ``latent_cells`` and ``bits_per_image`` = latent cells x log2 K (the rate of the code grid)."""
     multi = len(study.directions) > 1
     frame = study.trials_dataframe(
         attrs=("number", "state", "value", "datetime_start", "datetime_complete", "duration", "params",
@@ -82,6 +84,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if multi:
         front = {t.number for t in best_trials(study)}
         frame["pareto"] = [t.number in front for t in trials]
+    warnings = [t.user_attrs.get("prior_warning") or prior_warning(t.user_attrs) for t in trials]
+    if any(warnings):
+        frame["prior_warning"] = warnings
     rates = [_rate(t) for t in trials]
     frame["quantizer_kind"] = [r[0] for r in rates]
     frame["codebook_size"] = [r[1] for r in rates]
