@@ -50,3 +50,28 @@ def test_a_folder_of_23_photos_has_a_tiny_validation_split(tmp_path):
     assert not (tmp_path / "cache").exists()  # counted, not decoded
     wider = make_space(tmp_path, base={**base, "data": {**base["data"], "val_fraction": 0.3, "crops_per_image": 16}})
     assert not [w for w in search_warnings(wider) if w.startswith("the validation split")]
+
+
+def test_a_trial_too_short_to_restart_dead_codes(tmp_path):
+    # 14 train photos x 32 crops = 448 images; batch 16: 28 steps an epoch, 112 in 4 epochs
+    base = {**TINY_BASE, "quantizer": {"dead_code_steps": 200}}
+    short = [w for w in search_warnings(make_space(tmp_path, base=base)) if w.startswith("quantizer.dead_code_steps")]
+    assert short == ["quantizer.dead_code_steps 200 is more than the 112 training steps of a trial (optim.epochs 4 x "
+                     "28 steps per epoch: 448 train images / optim.batch_size 16), so no unused code is ever "
+                     "restarted and a collapsing codebook stays collapsed; lower quantizer.dead_code_steps, or give "
+                     "each trial more steps: more optim.epochs or data.crops_per_image (now 32), or a smaller "
+                     "optim.batch_size"]
+    # the corner with the fewest steps speaks: batch 64 takes 7 steps an epoch, 28 in all; batch 16 takes 112
+    batches = {"optim.batch_size": {"type": "categorical", "choices": [16, 64]}}
+    space = make_space(tmp_path, base={**TINY_BASE, "quantizer": {"dead_code_steps": 50}}, space=batches)
+    [line] = [w for w in search_warnings(space) if w.startswith("quantizer.dead_code_steps")]
+    assert line.startswith("quantizer.dead_code_steps 50 is more than the 28 training steps of a trial with "
+                           "optim.batch_size=64 (optim.epochs 4 x 7 steps per epoch")
+    # restarts that can happen, restarts off, and a quantizer without a codebook: nothing to say
+    for quantizer in ({"dead_code_steps": 112}, {"dead_code_steps": 0}, {"kind": "fsq", "levels": [4, 4, 4]}):
+        model = {**TINY_BASE["model"], "codebook_size": 64}
+        if quantizer.get("kind") == "fsq":
+            model.pop("codebook_size")
+        fine = make_space(tmp_path, base={**TINY_BASE, "model": model, "quantizer": quantizer},
+                          space={"optim.lr": {"type": "float", "low": 1e-3, "high": 5e-3, "log": True}})
+        assert not [w for w in search_warnings(fine) if w.startswith("quantizer.dead_code_steps")], quantizer

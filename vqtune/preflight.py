@@ -33,15 +33,19 @@ SAMPLES = 64  # the prior samples a two-stage trial draws at its end (vqtune.tun
 _COST_KEYS = ("data.", "model.", "optim.epochs", "optim.batch_size", "prior.channels", "prior.layers",
               "prior.kernel", "prior.epochs", "prior.batch_size", "quantizer.kind", "quantizer.levels",
               "quantizer.codebook_dim")
+# Parameters that change how many training steps a trial's stage 1 takes, or whether its codes are restarted.
+_STEP_KEYS = ("data.", "optim.epochs", "optim.batch_size", "quantizer.kind", "quantizer.dead_code_steps")
 MAX_CORNERS = 512  # corner configurations ranked by cost; beyond, only the all-low and all-high ones
 
 
 def search_warnings(space: SearchSpace) -> list[str]:
     """What would make a search less than it seems: a pruner that can never prune with these epochs and trials,
-    a validation split too small to rank trials on. One line each."""
+    a validation split too small to rank trials on, a trial too short for its dead codes ever to be restarted.
+    One line each."""
     warnings = _pruner_warnings(space)
     try:
         sizes, where = data_sizes(space.base)
+        restarts = _dead_code_warnings(space)
     except VqtuneError:  # data that cannot load: the search's own loading says why, in its words
         return warnings
     if sizes.val_sources < MIN_VAL_SOURCES or sizes.val_images < MIN_VAL_IMAGES:
@@ -52,7 +56,7 @@ def search_warnings(space: SearchSpace) -> list[str]:
             f"({sizes.val_images} images) of {sizes.sources}, so every trial is judged on them (wanted: at least "
             f"{MIN_VAL_SOURCES} {unit}s and {MIN_VAL_IMAGES} images); add images, or raise {share} with "
             "--set base.data.val_fraction=...")
-    return warnings
+    return warnings + restarts
 
 
 def _pruner_warnings(space: SearchSpace) -> list[str]:
@@ -83,6 +87,39 @@ def _pruner_warnings(space: SearchSpace) -> list[str]:
     return []
 
 
+def _dead_code_warnings(space: SearchSpace) -> list[str]:
+    """A codebook quantizer re-seeds a code left unused for ``quantizer.dead_code_steps`` training steps (the
+    trainer's steps: train images // batch size per epoch, the ragged last batch dropped). A trial that trains
+    fewer steps than that never re-seeds one, so a collapsing codebook stays collapsed: the shortest such corner
+    of the space, if any, in one line."""
+    worst = None  # (steps / dead_code_steps, config, steps per epoch, train images)
+    sizes: dict[str, SplitSizes] = {}  # one count per data config: the corners share most of them
+    for config in _corner_configs(space, vary=_step_key):
+        quantizer = config.quantizer
+        if "vqvae" not in config.stages or quantizer.kind != "vq" or quantizer.dead_code_steps <= 0:
+            continue  # FSQ has no codebook, and restarts off are the user's choice
+        key = config.data.model_dump_json()
+        if key not in sizes:
+            sizes[key] = split_sizes(config.data)
+        images = sizes[key].train_images
+        per_epoch = images // max(1, min(config.optim.batch_size, images))
+        ratio = per_epoch * config.optim.epochs / quantizer.dead_code_steps
+        if ratio < 1 and (worst is None or ratio < worst[0]):
+            worst = (ratio, config, per_epoch, images)
+    if worst is None:
+        return []
+    _, config, per_epoch, images = worst
+    steps, dead, optim = per_epoch * config.optim.epochs, config.quantizer.dead_code_steps, config.optim
+    active = enabled(space, {k: _get(config, k) for k in space.space})
+    corner = ", ".join(f"{k}={v}" for k, v in active.items() if _step_key(k))
+    return [f"quantizer.dead_code_steps {dead} is more than the {steps} training step{'s' * (steps != 1)} of a "
+            f"trial{f' with {corner}' if corner else ''} (optim.epochs {optim.epochs} x {per_epoch} "
+            f"step{'s' * (per_epoch != 1)} per epoch: {images} train images / optim.batch_size {optim.batch_size}), "
+            "so no unused code is ever restarted and a collapsing codebook stays collapsed; lower "
+            "quantizer.dead_code_steps, or give each trial more steps: more optim.epochs or data.crops_per_image "
+            f"(now {config.data.crops_per_image}), or a smaller optim.batch_size"]
+
+
 def data_sizes(base: TrainConfig):
     """The split sizes of the images a trial of ``base`` trains on (for stage 2 alone: the data of its
     checkpoint), and that data config."""
@@ -105,16 +142,25 @@ def _stage1_config(config: TrainConfig) -> TrainConfig:
     return stage1.model_copy(update={"prior": config.prior, "seed": config.seed})
 
 
+def _matches(key: str, keys: tuple[str, ...]) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in keys)
+
+
 def _cost_key(key: str) -> bool:
-    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in _COST_KEYS)
+    return _matches(key, _COST_KEYS)
 
 
-def _corner_configs(space: SearchSpace, cost_only: bool = False) -> Iterator[TrainConfig]:
+def _step_key(key: str) -> bool:
+    return _matches(key, _STEP_KEYS)
+
+
+def _corner_configs(space: SearchSpace, cost_only: bool = False,
+                    vary: Optional[Callable[[str], bool]] = None) -> Iterator[TrainConfig]:
     """Valid trial configs at the corners of the space (each range's ends, each choice); with ``cost_only``, the
-    parameters that do not change a trial's work held at their first value."""
+    parameters that do not change a trial's work held at their first value (with ``vary``, those it says no to)."""
+    vary = vary or (_cost_key if cost_only else lambda key: True)
     keys = list(space.space)
-    grids = [space.space[k].corners() if (_cost_key(k) or not cost_only) else space.space[k].corners()[:1]
-             for k in keys]
+    grids = [space.space[k].corners() if vary(k) else space.space[k].corners()[:1] for k in keys]
     if math.prod(len(g) for g in grids) > MAX_CORNERS:
         combinations = [tuple(g[0] for g in grids), tuple(g[-1] for g in grids)]
     else:
