@@ -172,7 +172,11 @@ class VectorQuantizer(nn.Module):
     def codes(self) -> torch.Tensor:
         """The (K, c) codebook as the search sees it (normalised with ``normalize``; a trained parameter
         without EMA keeps its own norm and is normalised here)."""
-        return F.normalize(self.embedding, dim=1) if self.normalize and not self.ema else self.embedding
+        if self.normalize and not self.ema:
+            # Normalise a copy: F.normalize keeps its input for the backward pass, and a dead-code restart later
+            # in the same forward writes into the parameter itself (autograd would refuse the modified input).
+            return F.normalize(self.embedding.clone(), dim=1)
+        return self.embedding
 
     @torch.no_grad()
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
