@@ -20,6 +20,9 @@ from vqtune.config import DEFAULT_STORAGE, Storage
 # environment variable keeps a PostgreSQL password out of command lines (ps, docker-compose's commands).
 STORAGE_ENV = "VQTUNE_STORAGE"
 STORAGE_HELP = f"study database (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})"
+# Exit statuses besides 0: 2 bad input (a VqtuneError), 130 interrupted, and this one: vqtune run ended with every
+# trial of its study pruned or failed, so it has nothing to hand on.
+NONE_COMPLETED = 3
 from vqtune.errors import VqtuneError
 
 
@@ -204,10 +207,12 @@ def _run(args: argparse.Namespace) -> int:
         console.print("interrupted: the trials in flight were stopped and queued again; the same command "
                       "continues the search", soft_wrap=True)
         return 130
+    if result.none_completed:  # a search that ran but has nothing to hand on: not bad input (2), not a success
+        print(f"vqtune: {result.none_completed}; see {summary['next'][0]}", file=sys.stderr)
+        return NONE_COMPLETED
     if not result.pareto:
-        console.print(f"no trial completed (within the constraints); see `vqtune trials --study {space.study}`",
+        console.print(f"no trial completed within the constraints; see `vqtune trials --study {space.study}`",
                       soft_wrap=True)
-        return 0 if summary["counts"]["pruned"] or summary["counts"]["complete"] else 1
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import optuna
+import pandas as pd
 from ray import tune
 from ray.tune.stopper import CombinedStopper, Stopper
 from rich.console import Console
@@ -32,12 +33,13 @@ from vqtune.study import (
     open_storage,
     open_study,
     requeue_once,
+    trials_frame,
 )
 from vqtune.train import encode_dataset
 from vqtune.tune._live import LiveView, render
 from vqtune.tune._searcher import StudySearcher
 from vqtune.tune._tensorboard import tensorboard_callbacks
-from vqtune.tune._trial import run_trial
+from vqtune.tune._trial import PRUNED_BY_PERPLEXITY, PRUNED_BY_PRUNER, run_trial
 
 log = logging.getLogger("vqtune.tune")
 
@@ -57,6 +59,9 @@ class SearchResult:
     best: Optional[optuna.trial.FrozenTrial]  # a single-objective study's best feasible trial
     pareto: list[optuna.trial.FrozenTrial]  # the best trial, or a multi-objective study's Pareto-optimal ones
     interrupted: bool = False  # stopped (Ctrl-C) before n_trials finished; the same command continues it
+    # Why no trial of the study has completed, in one line (every one pruned or failed); None when one has.
+    # ``vqtune run`` prints it and exits with status 3.
+    none_completed: Optional[str] = None
 
     @property
     def best_params(self) -> Optional[dict]:
@@ -183,6 +188,7 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
         raise told.error
     try:
         counts = count_states(study)
+        why = none_completed(study)
     except Exception as exc:
         _raise_if_storage_lost(space, exc)
         raise
@@ -190,7 +196,50 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
     # failures was interrupted.
     finished = counts[optuna.trial.TrialState.COMPLETE] + counts[optuna.trial.TrialState.PRUNED]
     interrupted = finished < n_trials and searcher.failures < searcher.max_failures
-    return SearchResult(study, mask(space.storage.url), counts, best_trial(study), best_trials(study), interrupted)
+    return SearchResult(study, mask(space.storage.url), counts, best_trial(study), best_trials(study), interrupted,
+                        why)
+
+
+# How each pruning rule's trials are counted when no trial completed (the user attribute pruned_by).
+_PRUNED_BY = {PRUNED_BY_PERPLEXITY: "codebook collapse (perplexity)", PRUNED_BY_PRUNER: "by the pruner"}
+
+
+def none_completed(study: optuna.Study) -> Optional[str]:
+    """Why no trial of ``study`` has completed, in one line; None when one has, or none has finished.
+
+    Every finished trial of the study counts, this run's and earlier runs' (a continued study with a complete
+    trial has an answer): the pruned ones by the rule that stopped them, the failed ones by their most common
+    ``fail_reason``. A failed trial whose parameters were queued again (its run was killed or interrupted) is
+    counted by its rerun instead.
+
+    >>> none_completed(study)  # doctest: +SKIP
+    '6 of 6 trials pruned: 4 codebook collapse (perplexity), 2 by the pruner'
+    """
+    frame = trials_frame(study)  # pruned_by under today's names, for a study of an older vqtune too
+    if frame.empty or (frame["state"] == "COMPLETE").any():
+        return None
+    retried = set(frame["retry_of"].dropna().astype(int)) if "retry_of" in frame else set()
+    pruned = frame[frame["state"] == "PRUNED"]
+    failed = frame[(frame["state"] == "FAIL") & ~frame["number"].isin(retried)]
+    parts = []  # (how many, what became of them: why)
+    if len(pruned):
+        rules = pruned.get("pruned_by", pd.Series(None, index=pruned.index, dtype=object))
+        labels = rules.map(lambda rule: _PRUNED_BY.get(rule, f"by {rule}" if isinstance(rule, str) else "by no "
+                                                       "recorded rule")).value_counts()
+        parts.append((len(pruned), "pruned: " + ", ".join(f"{n} {label}" for label, n in labels.items())))
+    if len(failed):
+        reasons = failed.get("fail_reason", pd.Series(None, index=failed.index, dtype=object))
+        # a reason's first line: the rest is detail (a traceback's, an error's own)
+        reasons = reasons.map(lambda r: str(r).strip().splitlines()[0][:200] if isinstance(r, str) and r.strip()
+                              else "no reason recorded").value_counts()
+        reason, n = reasons.index[0], int(reasons.iloc[0])
+        parts.append((len(failed), f"failed: {reason}" + (f" ({n} of them)" if n < len(failed) else "")))
+    total = sum(n for n, _ in parts)
+    if len(parts) == 1:
+        return f"{total} of {total} trial{'s' * (total != 1)} {parts[0][1]}"
+    if parts:
+        return f"none of {total} trials completed: " + "; ".join(f"{n} {what}" for n, what in parts)
+    return None
 
 
 # What a database that stopped answering, or a full disk, raises somewhere inside a search (sqlalchemy's
