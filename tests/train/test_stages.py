@@ -177,3 +177,30 @@ def test_a_reporter_that_stops_on_the_reported_again_epoch_stops_the_resumed_run
         fit(both, DiesInReport(2))
     resumed = fit(both, Recorder(stop_at=2), resume=True)
     assert resumed.stopped_early and [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_the_final_figures_describe_the_checkpoint_stage_2_encoded(tiny_config):
+    # A learning rate high enough that stage 1's val MSE rises after epoch 2: its best.pt, which stage 2
+    # encodes, is not its last epoch, so the last epoch's figures would describe a model no one used.
+    config = tiny_config.model_copy(update={
+        "data": tiny_config.data.model_copy(update={"crops_per_image": 32}),
+        "optim": tiny_config.optim.model_copy(update={"lr": 3e-2, "epochs": 4}),
+        "prior": PriorConfig(channels=8, layers=2, batch_size=32, epochs=1),
+    })
+    result = fit(config)
+    stage1 = result.stage_history["vqvae"]
+    best = min(stage1, key=lambda h: h["val_recon_mse"])
+    assert best["epoch"] != stage1[-1]["epoch"]  # what makes the case (deterministic on CPU)
+    assert load_checkpoint(result.run_dir / "best.pt")["epoch"] == best["epoch"]
+
+    final = result.final
+    assert final["vqvae_epoch"] == best["epoch"]
+    for name in ("val_recon_mse", "val_code_bits", "val_perplexity", "rate_bits"):
+        assert final[name] == best[name], name
+    prior = result.stage_history["prior"][-1]
+    assert final["val_bits_per_dim"] == prior["val_bits_per_dim"] and final["epoch"] == prior["epoch"] == 5
+    assert final["val_distortion_bits_per_dim"] == prior["val_distortion_bits_per_dim"]  # the bound's own part
+    stages = result.final_stages
+    assert stages["vqvae"]["epoch"] == best["epoch"] and stages["prior"]["epoch"] == 5
+    assert "val_recon_mse" in stages["vqvae"]["metrics"] and "val_bits_per_dim" in stages["prior"]["metrics"]
+    assert not set(stages["vqvae"]["metrics"]) & set(stages["prior"]["metrics"])  # each figure from one stage

@@ -190,3 +190,18 @@ def test_postgres_storage(ray_session, space_factory, fresh_postgres_db, capsys)
     assert password not in str(study.user_attrs)
     out = capsys.readouterr()
     assert password not in out.out + out.err
+
+
+def test_a_trial_that_trained_every_epoch_is_never_pruned(ray_session, space_factory):
+    # A floor no codebook can clear (every code equally used): the rule would prune at every epoch after the
+    # warm-up, and must not at the last, where the trial has finished.
+    from tests.tune.conftest import TINY_BASE
+
+    space = space_factory(n_trials=1, max_concurrent=1, pruner={"type": "none"},
+                          perplexity={"floor": 1.0, "warmup_epochs": 1},
+                          base={**TINY_BASE, "optim": {**TINY_BASE["optim"], "epochs": 2}})
+    run_study(space, console=_quiet())
+    _, trials = _trials(space)
+    (trial,) = trials.values()
+    assert trial.state == TrialState.COMPLETE and "pruned_by" not in trial.user_attrs
+    assert sorted(trial.intermediate_values) == [1, 2] and trial.user_attrs["epochs"] == 2

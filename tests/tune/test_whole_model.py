@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import optuna
 import pytest
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from tests.tune.conftest import TINY_BASE, make_space
 from vqtune.cli import main
-from vqtune.study import ParetoRule, open_storage
+from vqtune.study import Judged, ParetoRule, open_storage
 from vqtune.tune import run_study
 
 
@@ -46,6 +47,13 @@ def test_two_stage_trials_report_one_series_and_sample_their_prior(ray_session, 
         assert attrs["rate_bits"] in (80.0, 96.0) and attrs["sample_seconds"] > 0  # 4x4 codes of 32 or 64
         assert {m.filename for m in get_all_artifact_meta(trial, storage=storage)} >= {"samples.png",
                                                                                      "reconstructions.png"}
+        # stage 1's figures are those of the checkpoint stage 2 encoded, and final_metrics.json says so
+        series, used = attrs["metric_series"], attrs["vqvae_epoch"]
+        assert attrs["val_recon_mse"] == pytest.approx(series["val_recon_mse"][series["epoch"].index(used)], rel=1e-5)
+        written = json.loads((Path(attrs["run_dir"]) / "final_metrics.json").read_text())
+        assert written["stages"]["vqvae"]["epoch"] == used and "val_recon_mse" in written["stages"]["vqvae"]["metrics"]
+        assert written["stages"]["prior"]["epoch"] == 4 and "val_bits_per_dim" in written["stages"]["prior"]["metrics"]
+        assert written["stages"]["trial"] == {"metrics": ["sample_seconds"]}
         feasible = attrs["rate_bits"] <= 90
         assert (trial.constraints["rate_bits <= 90"] <= 0) == feasible
         assert trial.constraints["sample_seconds <= 600"] <= 0
@@ -59,13 +67,14 @@ def test_two_stage_trials_report_one_series_and_sample_their_prior(ray_session, 
 
 def test_the_pareto_rule_in_one_sentence():
     rule = ParetoRule(n_startup_trials=2, n_warmup_steps=1, fraction=0.5)
-    others = [[0.01, 100.0], [0.02, 50.0], [0.03, 400.0]]
-    assert not rule.should_prune([0.05, 500.0], others, epoch=1, signs=[1, 1])  # still warming up
-    assert not rule.should_prune([0.05, 500.0], others[:1], epoch=2, signs=[1, 1])  # too few to compare with
-    assert rule.should_prune([0.05, 500.0], others, epoch=2, signs=[1, 1])  # dominated by all three
-    assert not rule.should_prune([0.015, 60.0], others, epoch=2, signs=[1, 1])  # dominated by none
-    assert not rule.should_prune([0.015, 300.0], others, epoch=2, signs=[1, 1])  # by one of three: below half
-    assert not rule.should_prune([0.05, 500.0], others, epoch=2, signs=[-1, 1])  # a larger first value wins
+    others = [Judged.point(v) for v in ([0.01, 100.0], [0.02, 50.0], [0.03, 400.0])]
+    worst, good, middling = Judged.point([0.05, 500.0]), Judged.point([0.015, 60.0]), Judged.point([0.015, 300.0])
+    assert not rule.should_prune(worst, others, epoch=1, signs=[1, 1])  # still warming up
+    assert not rule.should_prune(worst, others[:1], epoch=2, signs=[1, 1])  # too few to compare with
+    assert rule.should_prune(worst, others, epoch=2, signs=[1, 1])  # dominated by all three
+    assert not rule.should_prune(good, others, epoch=2, signs=[1, 1])  # dominated by none
+    assert not rule.should_prune(middling, others, epoch=2, signs=[1, 1])  # by one of three: below half
+    assert not rule.should_prune(worst, others, epoch=2, signs=[-1, 1])  # a larger first value wins
 
 
 def _free_port() -> int:

@@ -323,6 +323,10 @@ class SearchSpace(_Section):
         if self.is_multi_objective and self.sampler.type == "cmaes":
             raise ValueError("sampler.type: cmaes optimizes one objective; a multi-objective search takes tpe, "
                              "nsga2, nsga3, gp, random or grid")
+        if len(stages) == 2 and self.pruner.type in ("hyperband", "successive_halving"):
+            raise ValueError(f"pruner.type: {self.pruner.type} compares point values at its rungs, and a two-stage "
+                             "trial's stage-1 value is only an upper bound of what its prior will make of it; use "
+                             "median (vqtune's rule of bounds across the two stages) or none")
         if not self.is_multi_objective and self.pruner.type == "pareto":
             raise ValueError("pruner.type: pareto prunes multi-objective searches; with one objective use median, "
                              "hyperband, successive_halving or none")

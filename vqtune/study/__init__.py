@@ -7,7 +7,19 @@ needs this package and Optuna, never Ray; ``vqtune.tune`` builds the search on i
 from vqtune.study._artifacts import ArtifactStore, artifact_store, default_artifact_dir
 from vqtune.study._delete import Deletion, plan_deletion
 from vqtune.study._export import export_config, trial_train_config
-from vqtune.study._sampling import ParetoRule, build_pruner, build_sampler, grid_of, grid_points
+from vqtune.study._pruning import (
+    BOUNDS_ATTR,
+    BoundsRule,
+    Judged,
+    ParetoRule,
+    codebook_collapsed,
+    objective_bounds,
+    pruning_rule,
+    rule_prunes,
+    stage_key,
+    violation_of,
+)
+from vqtune.study._sampling import build_pruner, build_sampler, grid_of, grid_points
 from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage, requeue_once
 from vqtune.study._study import (
     FINISHED_STATES,
@@ -28,6 +40,9 @@ from vqtune.study._tables import studies_table, trials_frame
 
 __all__ = [
     "ArtifactStore",
+    "BOUNDS_ATTR",
+    "BoundsRule",
+    "Judged",
     "Deletion",
     "ParetoRule",
     "enabled",
@@ -41,6 +56,7 @@ __all__ = [
     "build_sampler",
     "check_search",
     "check_storage",
+    "codebook_collapsed",
     "count_states",
     "default_artifact_dir",
     "export_config",
@@ -52,12 +68,17 @@ __all__ = [
     "live_trials",
     "load_existing",
     "mask",
+    "objective_bounds",
     "open_storage",
     "open_study",
     "plan_deletion",
+    "pruning_rule",
     "requeue_once",
+    "rule_prunes",
+    "stage_key",
     "studies_table",
     "suggest",
     "trial_train_config",
     "trials_frame",
+    "violation_of",
 ]

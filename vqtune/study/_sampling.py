@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vqtune.config import CategoricalParam, FloatParam, IntParam, SearchSpace
 from vqtune.errors import ConfigError
+from vqtune.study._pruning import pruning_rule
 from vqtune.study._suggest import enabled
 
 log = logging.getLogger("vqtune.tune")
@@ -181,13 +182,13 @@ def _point_key(point: dict[str, Any]) -> tuple:
 
 
 def build_pruner(space: SearchSpace) -> optuna.pruners.BasePruner:
-    """The Optuna pruner of a single-objective search; a NopPruner for a multi-objective one, which vqtune
-    prunes itself (:class:`ParetoRule`: Optuna's pruners take one objective)."""
+    """The Optuna pruner of a single-objective search; a NopPruner where vqtune prunes itself
+    (:func:`~vqtune.study.pruning_rule`: a multi-objective search, whose objectives Optuna's pruners cannot
+    take, and a two-stage one, whose stage-1 values they would compare with stage-2 ones)."""
     spec = space.pruner
     options = dict(spec.options)
     epochs = space.base.total_epochs
-    if spec.type == "pareto":
-        ParetoRule.from_options(options)  # refuses unknown options before anything runs
+    if pruning_rule(space) is not None:  # refuses unknown options before anything runs
         return optuna.pruners.NopPruner()
     try:
         if spec.type == "median":
@@ -217,37 +218,3 @@ def grid_of(space: SearchSpace) -> dict[str, list]:
         if len(grid[key]) > 10_000:
             raise ConfigError(f"space.{key}: {len(grid[key])} grid values; use a larger step or another sampler")
     return grid
-
-
-class ParetoRule:
-    """Pruning for multi-objective searches: at an epoch after ``n_warmup_steps``, once ``n_startup_trials``
-    other trials have reached it, a trial is pruned when at least ``fraction`` of those trials have objective
-    vectors at that epoch that dominate its own (no worse in every objective, better in one)."""
-
-    def __init__(self, n_startup_trials: int = 4, n_warmup_steps: int = 1, fraction: float = 0.5):
-        if n_startup_trials < 1 or n_warmup_steps < 0 or not 0 < fraction <= 1:
-            raise ValueError("n_startup_trials >= 1, n_warmup_steps >= 0 and 0 < fraction <= 1")
-        self.n_startup_trials = n_startup_trials
-        self.n_warmup_steps = n_warmup_steps
-        self.fraction = fraction
-
-    @classmethod
-    def from_options(cls, options: dict) -> "ParetoRule":
-        try:
-            return cls(**options)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"pruner.options: {exc} (options of the pareto pruner: n_startup_trials, "
-                              "n_warmup_steps, fraction)") from None
-
-    def should_prune(self, vector: list[float], others: list[list[float]], epoch: int,
-                     signs: list[float]) -> bool:
-        """``vector``: this trial's objectives at ``epoch``; ``others``: those of the other trials at the same
-        epoch; ``signs``: +1 for an objective to minimize, -1 to maximize."""
-        if epoch <= self.n_warmup_steps or len(others) < self.n_startup_trials:
-            return False
-        mine = [s * v for s, v in zip(signs, vector)]
-        dominating = sum(
-            all(s * o <= m for s, o, m in zip(signs, other, mine)) and any(s * o < m for s, o, m in zip(signs, other, mine))
-            for other in others
-        )
-        return dominating >= self.fraction * len(others)

@@ -24,7 +24,7 @@ from vqtune.train._images import to_model_space
 log = logging.getLogger("vqtune.train")
 
 # Bump when what is cached changes meaning.
-_CODES_FORMAT = 3
+_CODES_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Codes:
     sigma: the decoder's sigma, fitted on the training split (RMS error of the clamped reconstructions).
     val_recon_mse: the VQ-VAE's reconstruction MSE on the val images (pixels in [0, 1], clamped).
     val_distortion_nats: -log p(x | z) per val image under the discretised Gaussian decoder, in nats.
+    vqvae_epoch: the stage-1 epoch the checkpoint holds (for ``best.pt``: the epoch of lowest val_recon_mse).
     """
 
     train: torch.Tensor
@@ -47,6 +48,7 @@ class Codes:
     sigma: float
     val_recon_mse: float
     val_distortion_nats: float
+    vqvae_epoch: int = 0
     train_top: Optional[torch.Tensor] = None
     val_top: Optional[torch.Tensor] = None
 
@@ -98,7 +100,7 @@ def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.
     val, val_sse, val_nats = _encode(model, data.val, batch_size, device, sigma=sigma)
     tops = {"train_top": train[0], "val_top": val[0]} if len(train) == 2 else {}
     codes = Codes(train[-1], val[-1], tuple(data.train.shape[1:]), model.quantizer.codebook_size, sigma,
-                  val_sse / data.val.numel(), val_nats / len(data.val), **tops)
+                  val_sse / data.val.numel(), val_nats / len(data.val), int(state.get("epoch", 0)), **tops)
     save_checkpoint(cache, **{**dataclasses.asdict(codes), "image_shape": list(codes.image_shape)})
     return codes
 

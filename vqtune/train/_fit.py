@@ -41,7 +41,27 @@ class FitResult:
 
     @property
     def final(self) -> dict:
-        return self.history[-1] if self.history else {}
+        """The figures of the model this run leaves, each from the stage that made it (:attr:`final_stages`): the
+        last epoch's, and in a run of both stages, stage 1's of the epoch whose checkpoint stage 2 encoded
+        (``vqvae_epoch``: ``best.pt``), not of stage 1's last epoch, so that ``val_recon_mse``, ``val_code_bits``
+        and the parts of ``val_bits_per_dim`` describe one model."""
+        return {name: value for figures in self._final_parts().values() for name, value in figures.items()}
+
+    @property
+    def final_stages(self) -> dict[str, dict]:
+        """Which stage's epoch each figure of :attr:`final` comes from: ``{stage: {"epoch": n, "metrics":
+        [names]}}``, the last stage's winning where both report a name."""
+        parts = self._final_parts()
+        names = {name: stage for stage, figures in parts.items() for name in figures}
+        return {stage: {"epoch": int(figures["epoch"]), "metrics": [n for n in figures if names[n] == stage]}
+                for stage, figures in parts.items()}
+
+    def _final_parts(self) -> dict[str, dict]:
+        parts = {stage: history[-1] for stage, history in self.stage_history.items() if history}
+        used = parts.get("prior", {}).get("vqvae_epoch")
+        if "vqvae" in parts and used is not None:
+            parts["vqvae"] = next((h for h in self.stage_history["vqvae"] if h["epoch"] == used), parts["vqvae"])
+        return parts
 
 
 def fit(

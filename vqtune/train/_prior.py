@@ -110,7 +110,7 @@ class PriorStage:
         codes = self.codes
         return {"val_nll": val_nll,
                 "val_bits_per_dim": bits_per_dim(val_nll * codes.latents, codes.val_distortion_nats, codes.subpixels),
-                **self.references}
+                **self.references, "vqvae_epoch": codes.vqvae_epoch}
 
     def checkpoint_fields(self) -> dict:
         bottom = self.train[-1]

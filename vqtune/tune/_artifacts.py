@@ -21,11 +21,15 @@ from vqtune.study import ArtifactStore
 
 
 def upload_trial_artifacts(trial: optuna.Trial, store: ArtifactStore, run_dir: Path,
-                           metrics: Mapping[str, float], state: str) -> list[str]:
-    """Upload what ``run_dir`` holds for the trial; returns the artifact ids."""
+                           metrics: Mapping[str, float], state: str,
+                           stages: Optional[Mapping[str, Mapping]] = None) -> list[str]:
+    """Upload what ``run_dir`` holds for the trial; returns the artifact ids. ``stages``: which stage's epoch each
+    of ``metrics`` comes from (:attr:`vqtune.train.FitResult.final_stages`), written into final_metrics.json."""
     run_dir = Path(run_dir)
     final = {"trial": trial.number, "state": state, "params": trial.params,
              **{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()}}
+    if stages:
+        final["stages"] = {stage: dict(part) for stage, part in stages.items()}
     (run_dir / rd.FINAL_METRICS).write_text(json.dumps(final, indent=2))
     files = [run_dir / rd.FINAL_METRICS]
     files += [run_dir / name for name in (rd.RECONSTRUCTIONS, rd.SAMPLES, rd.CURVES) if (run_dir / name).exists()]

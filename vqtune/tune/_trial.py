@@ -21,7 +21,8 @@ from vqtune.config import SearchSpace, TrainConfig
 from vqtune.errors import VqtuneError
 from vqtune.metrics import METRICS
 from vqtune import run_dir as rd
-from vqtune.study import SERIES_ATTR, ArtifactStore, ParetoRule, artifact_store, build_pruner, open_storage
+from vqtune.study import (BOUNDS_ATTR, SERIES_ATTR, ArtifactStore, artifact_store, build_pruner, codebook_collapsed,
+                          objective_bounds, open_storage, pruning_rule, rule_prunes, stage_key, violation_of)
 from vqtune.train import Reporter, RunInfo, fit, sample_images
 from vqtune.tune._artifacts import curves_image, upload_trial_artifacts
 
@@ -35,11 +36,15 @@ SAMPLES = 64  # prior samples a trial that trains a prior draws, timed, for its 
 class StudyReporter(Reporter):
     """Reports each epoch to the Optuna trial and to Ray, and decides pruning.
 
-    Two rules prune: the study's pruner on the objective (``pruned_by = pruner``; in a multi-objective study
-    vqtune's :class:`ParetoRule` on the objective vectors, which it keeps as the user attribute
-    ``objective_vectors``, epoch -> values, because Optuna refuses ``report`` there), and the perplexity rule,
-    which stops a trial whose codebook collapsed (``pruned_by = perplexity``). An epoch that does not report
-    every objective (stage 1 of a search judged by ``val_nll``) is not judged.
+    Two rules prune: the study's pruner on the objective (``pruned_by = pruner``), and the perplexity rule,
+    which stops a trial whose codebook collapsed (``pruned_by = perplexity``); neither at the trial's last epoch.
+    The study's pruner is Optuna's for a one-stage, one-objective search; otherwise vqtune's
+    (:func:`~vqtune.study.pruning_rule`) on what each epoch records in the user attribute ``objective_bounds``:
+    per stage epoch, each objective's interval (a two-stage trial's stage-1 ``val_bits_per_dim`` spans its
+    distortion term to its unigram bound) and constraint violation, compared only with other trials at the same
+    stage epoch (:class:`~vqtune.study.BoundsRule`, :class:`~vqtune.study.ParetoRule`). A multi-objective trial
+    also keeps its objectives per epoch as ``objective_vectors`` (Optuna refuses ``report`` there). An epoch that
+    does not report every objective (stage 1 of a search judged by ``val_nll``) is not judged.
     """
 
     def __init__(self, trial: optuna.Trial, study: optuna.Study, space: SearchSpace, config: TrainConfig,
@@ -50,10 +55,14 @@ class StudyReporter(Reporter):
         self.codebook_size = config.codebook_size
         self.epochs = config.total_epochs
         self.signs = [1.0 if goal.direction == "minimize" else -1.0 for goal in space.goals]
-        self.rule = ParetoRule.from_options(space.pruner.options) if space.pruner.type == "pareto" else None
+        self.rule = pruning_rule(space)
+        self.stages = config.stages
+        self.stage1_epochs = config.optim.epochs if "vqvae" in config.stages else 0
+        self.stage = config.stages[0]  # the stage now training (on_start)
         # A restarted trial keeps what its first attempt reported: the resumed run reports its last epoch again.
         # (``stored``: the trial as the study held it when this attempt began)
         self.vectors: dict[str, list[float]] = dict(stored.user_attrs.get(VECTORS_ATTR, {}))
+        self.bounds: dict[str, dict] = dict(stored.user_attrs.get(BOUNDS_ATTR, {}))
         self.reported_epochs = set(stored.intermediate_values)
         self.series: dict[str, list] = dict(stored.user_attrs.get(SERIES_ATTR, {}))
         self.rows = {e: {name: values[i] for name, values in self.series.items() if name != "epoch"}
@@ -68,6 +77,7 @@ class StudyReporter(Reporter):
     def on_start(self, info: RunInfo) -> None:
         # Where the run is written, before any epoch: a worker that dies now is resumed there by its restart.
         self.run_dir = Path(info.run_dir)
+        self.stage = info.stage
         if self.trial.user_attrs.get("run_dir") != str(info.run_dir):
             self.trial.set_user_attr("run_dir", str(info.run_dir))
 
@@ -81,11 +91,9 @@ class StudyReporter(Reporter):
         judged = all(v is not None for v in values)
         extra = {"objective": float(values[0])} if judged and len(values) == 1 else {}
         tune.report({**metrics, **extra, "optuna_trial": self.trial.number})
-        rule = self.space.perplexity
-        if rule.floor > 0 and epoch > rule.warmup_epochs and "val_perplexity" in metrics:  # stage 1 only
-            if metrics["val_perplexity"] / self.codebook_size < rule.floor:
-                self.pruned_by = PRUNED_BY_PERPLEXITY
-        if judged and self._prune(epoch, [float(v) for v in values]) and self.pruned_by is None:
+        if codebook_collapsed(self.space.perplexity, epoch, self.epochs, metrics, self.codebook_size):
+            self.pruned_by = PRUNED_BY_PERPLEXITY
+        if judged and self._prune(epoch, metrics, [float(v) for v in values]) and self.pruned_by is None:
             self.pruned_by = PRUNED_BY_PRUNER
         if self.pruned_by:
             self.pruned_epoch = epoch
@@ -124,21 +132,25 @@ class StudyReporter(Reporter):
         except OSError as exc:
             self.trial.set_user_attr("artifact_error", str(exc)[:500])
 
-    def _prune(self, epoch: int, values: list[float]) -> bool:
-        """Report ``values`` and ask whether the study's rule prunes (never at the trial's last epoch)."""
+    def _prune(self, epoch: int, metrics: Mapping[str, float], values: list[float]) -> bool:
+        """Record the epoch and ask whether the study's rule prunes (never at the trial's last epoch)."""
+        key = stage_key(self.stage, epoch, self.stage1_epochs)
+        if self.rule is not None:  # what vqtune's rules compare (Optuna's pruners read the intermediate values)
+            prior_to_come = self.stage == "vqvae" and "prior" in self.stages
+            goals = [(goal.metric, sign) for goal, sign in zip(self.space.goals, self.signs)]
+            self.bounds[key] = objective_bounds(metrics, goals, self.space.constraints, prior_to_come).to_json()
+            self.trial.set_user_attr(BOUNDS_ATTR, self.bounds)
         if len(values) == 1:
             if epoch not in self.reported_epochs:
                 self.trial.report(values[0], epoch)
-            return epoch < self.epochs and self.trial.should_prune()
-        self.vectors[str(epoch)] = values
-        self.trial.set_user_attr(VECTORS_ATTR, self.vectors)
-        if self.rule is None or epoch >= self.epochs:
+        else:
+            self.vectors[str(epoch)] = values
+            self.trial.set_user_attr(VECTORS_ATTR, self.vectors)
+        if epoch >= self.epochs:
             return False
-        others = [t.user_attrs[VECTORS_ATTR][str(epoch)]
-                  for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                                        TrialState.RUNNING))
-                  if t.number != self.trial.number and str(epoch) in t.user_attrs.get(VECTORS_ATTR, {})]
-        return self.rule.should_prune(values, others, epoch, self.signs)
+        if self.rule is None:
+            return len(values) == 1 and self.trial.should_prune()
+        return rule_prunes(self.rule, self.study, self.trial.number, self.bounds, key, epoch, self.signs)
 
 
 def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
@@ -193,17 +205,20 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
             torch.cuda.empty_cache()
         return
 
-    final = reporter.final
+    final = dict(result.final)  # the figures of the model that was used (stage 1's: the checkpoint stage 2 encoded)
     pruned = reporter.pruned_by is not None
     if "prior" in train_config.stages and not pruned:
         final["sample_seconds"] = _draw_samples(result.run_dir, device)
     _final_attrs(trial, final, epochs=len(result.history))
     for constraint in space.constraints:
-        if final.get(constraint.metric) is not None:
-            trial.set_constraint(str(constraint), constraint.violation(float(final[constraint.metric])))
+        if final.get(constraint.metric) is not None:  # a value that is not finite violates it
+            trial.set_constraint(str(constraint), violation_of(constraint, float(final[constraint.metric])))
     try:
         reporter.write_curves(result.run_dir / rd.CURVES)
-        upload_trial_artifacts(trial, store, result.run_dir, final, "PRUNED" if pruned else "COMPLETE")
+        stages = dict(result.final_stages)
+        if "sample_seconds" in final:  # measured by the trial itself, after training
+            stages["trial"] = {"metrics": ["sample_seconds"]}
+        upload_trial_artifacts(trial, store, result.run_dir, final, "PRUNED" if pruned else "COMPLETE", stages)
     except OSError as exc:  # the trial's result stands without its pictures
         trial.set_user_attr("artifact_error", str(exc)[:500])
     if pruned:
