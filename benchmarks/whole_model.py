@@ -193,7 +193,7 @@ def train_pick(space: SearchSpace, number: int, prior: PriorConfig, run_dir: Pat
     t0 = time.perf_counter()
     result = fit(config)
     fit_s = time.perf_counter() - t0
-    stage1, stage2 = result.stage_history["vqvae"][-1], result.stage_history["prior"][-1]
+    final = result.final  # stage 1's figures of the checkpoint stage 2 encoded, stage 2's of its last epoch
     # On one thread, as in a search trial: that thread's CPU-seconds are the work whatever else runs on the machine
     # (two threads under contention spin and multiply theirs; Ray's threads in this process have their own)
     threads = torch.get_num_threads()
@@ -211,9 +211,9 @@ def train_pick(space: SearchSpace, number: int, prior: PriorConfig, run_dir: Pat
             config.model.codebook_size, "epochs": [config.optim.epochs, config.prior.epochs], "fit_s": fit_s,
             "sample_s": sample_s, "sample_cpu_s": sample_cpu_s, "figure": str(figure.relative_to(ROOT))
             if figure.is_relative_to(ROOT) else str(figure)}
-    pick.update({k: stage1[k] for k in ("val_recon_mse", "rate_bits", "val_code_bits", "val_perplexity")})
-    pick.update({k: stage2[k] for k in ("val_bits_per_dim", "val_distortion_bits_per_dim", "val_bits_per_dim_unigram",
-                                         "val_bits_per_dim_uniform", "val_nll")})
+    pick.update({k: final[k] for k in ("val_recon_mse", "rate_bits", "val_code_bits", "val_perplexity", "vqvae_epoch",
+                                        "val_bits_per_dim", "val_distortion_bits_per_dim", "val_bits_per_dim_unigram",
+                                        "val_bits_per_dim_uniform", "val_nll")})
     pick["code_bits_per_dim"] = pick["val_bits_per_dim"] - pick["val_distortion_bits_per_dim"]
     records.log(f"{space.study} pick #{number}: {pick['grid']}, K {pick['codebook_size']}, "
                 f"{pick['val_bits_per_dim']:.3f} bits/dim (code {pick['code_bits_per_dim']:.3f}), "

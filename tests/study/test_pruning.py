@@ -178,3 +178,18 @@ def test_the_perplexity_rule_never_prunes_a_finished_trial():
     assert not codebook_collapsed(rule, 2, 4, {"val_perplexity": 7.0}, 64)
     assert not codebook_collapsed(rule, 2, 4, {"val_nll": 3.0}, 64)  # a stage-2 epoch
     assert not codebook_collapsed(PerplexityRule(floor=0.0), 2, 4, collapsed, 64)
+
+
+@pytest.mark.parametrize("kind", ["hyperband", "successive_halving"])
+def test_a_two_stage_search_refuses_a_pruner_of_point_values(tmp_path, capsys, kind):
+    from vqtune.cli import main
+
+    space = tmp_path / "space.yaml"
+    space.write_text("study: s\nobjective: {metric: val_bits_per_dim}\n"
+                     f"pruner: {{type: {kind}}}\nstorage: sqlite:///{tmp_path}/studies.db\n"
+                     "base: {prior: {epochs: 2}}\nspace:\n  optim.lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n")
+    assert main(["run", str(space), "--dry-run"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"pruner.type: {kind} compares point values" in error
+    assert "use median" in error and str(space) in error
+    assert not (tmp_path / "studies.db").exists()

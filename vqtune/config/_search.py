@@ -184,7 +184,8 @@ class Sampler(_Section):
 class Pruner(_Section):
     type: Literal["median", "hyperband", "successive_halving", "pareto", "none"] = Field(
         "median",
-        description="Optuna's median, hyperband or successive_halving on the objective, or none; a "
+        description="Optuna's median, hyperband or successive_halving on the objective, or none; a two-stage "
+        "search has median (vqtune's rule of bounds on the two stages, with the median pruner's options) or none; a "
         "multi-objective search has pareto (the default there: vqtune's rule on the objective vectors) or none.",
     )
     options: Dict[str, Any] = Field(

@@ -19,7 +19,7 @@ from ray import tune
 
 from vqtune.config import SearchSpace, TrainConfig
 from vqtune.errors import VqtuneError
-from vqtune.metrics import METRICS
+from vqtune.metrics import METRICS, prior_warning
 from vqtune import run_dir as rd
 from vqtune.study import (BOUNDS_ATTR, SERIES_ATTR, ArtifactStore, artifact_store, build_pruner, codebook_collapsed,
                           objective_bounds, open_storage, pruning_rule, rule_prunes, stage_key, violation_of)
@@ -210,6 +210,9 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
     if "prior" in train_config.stages and not pruned:
         final["sample_seconds"] = _draw_samples(result.run_dir, device)
     _final_attrs(trial, final, epochs=len(result.history))
+    warning = prior_warning(final)
+    if warning:  # shown with the trial's attributes in the dashboard, the trials table and the report
+        trial.set_user_attr("prior_warning", warning)
     for constraint in space.constraints:
         if final.get(constraint.metric) is not None:  # a value that is not finite violates it
             trial.set_constraint(str(constraint), violation_of(constraint, float(final[constraint.metric])))
