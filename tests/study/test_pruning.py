@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from vqtune.config import Constraint, PerplexityRule
 from vqtune.study import (BOUNDS_ATTR, BoundsRule, Judged, ParetoRule, codebook_collapsed, objective_bounds, rule_prunes,
-                          stage_key)
+                          stage_key, trials_frame)
 
 BITS = [("val_bits_per_dim", 1.0)]
 STAGE1 = 4  # optim.epochs; prior.epochs is 4 too: the trials' series run 1..8
@@ -93,6 +93,8 @@ def test_optuna_median_cuts_the_eventual_winner_for_code_bits_its_prior_wins_bac
 def test_the_rule_of_bounds_keeps_it_and_it_wins(study):
     assert _run(study, FINE, bounds_rule) is None
     assert study.best_trial.number == 2 and study.best_trial.value == pytest.approx(6.60)
+    frame = trials_frame(study)  # the records are for the rule, not a column of the trials table
+    assert len(frame) == 3 and not [c for c in frame.columns if "objective_bounds" in c]
 
 
 def test_a_stage1_value_never_stands_in_for_a_stage2_one(study):

@@ -15,7 +15,7 @@ from vqtune.metrics import prior_warning
 from vqtune.study._study import SPACE_ATTR, best_trials, goal_metrics
 
 # Per-trial user attributes that are records, not figures: kept out of the table.
-_BULKY = ("train_config", "traceback", "objective_vectors", "metric_series")
+_BULKY = ("train_config", "traceback", "objective_vectors", "objective_bounds", "metric_series")
 
 # Names of trial attributes before vqtune 0.2 took the trainer's metric keys verbatim: a study searched before
 # shows its trials under today's names.
