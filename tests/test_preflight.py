@@ -1,5 +1,6 @@
 """What `vqtune run` warns about before a search, and the figures the dry run rests on."""
 
+import re
 from pathlib import Path
 
 from tests.data.conftest import photo
@@ -75,3 +76,13 @@ def test_a_trial_too_short_to_restart_dead_codes(tmp_path):
         fine = make_space(tmp_path, base={**TINY_BASE, "model": model, "quantizer": quantizer},
                           space={"optim.lr": {"type": "float", "low": 1e-3, "high": 5e-3, "log": True}})
         assert not [w for w in search_warnings(fine) if w.startswith("quantizer.dead_code_steps")], quantizer
+
+
+def test_the_cpu_recipe_in_the_header_of_highres_yaml_draws_no_warning():
+    """The overrides its header gives for 2 CPU cores, read from the header itself: trials long enough to restart
+    dead codes, a pruner that can prune, a validation split large enough to judge on."""
+    path = ROOT / "search_spaces" / "highres.yaml"
+    header = " ".join(line.lstrip("# ").rstrip("\\") for line in path.read_text().splitlines() if line.startswith("#"))
+    overrides = re.findall(r"--set (\S+)", header)
+    assert len(overrides) >= 10  # the whole recipe was read
+    assert search_warnings(load_search_space(path, overrides)) == []
