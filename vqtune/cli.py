@@ -423,9 +423,10 @@ def _train(args: argparse.Namespace) -> int:
         result = fit(config, reporter, resume=args.resume is not None)
     stage1, stage2 = result.stage_history.get("vqvae"), result.stage_history.get("prior")
     if stage1:
-        final = stage1[-1]
+        final = result.final  # with a prior: stage 1's figures of the checkpoint stage 2 encoded (best.pt)
+        used = f" (epoch {final['vqvae_epoch']}, best.pt)" if stage2 and "vqvae_epoch" in final else ""
         print(f"done: {result.run_dir}  val mse {final['val_recon_mse']:.5f}  psnr {final['val_psnr']:.2f} dB  "
-              f"perplexity {final['val_perplexity']:.1f}/{config.codebook_size}")
+              f"perplexity {final['val_perplexity']:.1f}/{config.codebook_size}{used}")
     if stage2:
         final = stage2[-1]
         print(f"done: {result.run_dir}  prior val nll {final['val_nll']:.4f} nats/latent  "
