@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from vqtune.config import Constraint, PerplexityRule
 from vqtune.study import (BOUNDS_ATTR, BoundsRule, Judged, ParetoRule, codebook_collapsed, objective_bounds, rule_prunes,
-                          stage_key, trials_frame)
+                          stage_key, trials_frame, violation_of)
 
 BITS = [("val_bits_per_dim", 1.0)]
 STAGE1 = 4  # optim.epochs; prior.epochs is 4 too: the trials' series run 1..8
@@ -134,6 +134,9 @@ def test_constraints_record_the_violation_and_a_value_that_is_not_finite_violate
     judged = objective_bounds(_metrics(6.4, 7.9), BITS, [bound], prior_to_come=True)
     assert judged.violation == [0.0, pytest.approx(0.9)]  # feasible if the prior is good, infeasible if not
     rate = Constraint.model_validate("rate_bits <= 90")
+    # what a finished trial records with Trial.set_constraint, which refuses NaN (the trial then ended without
+    # its reason): a metric that came out NaN or infinite violates its bound
+    assert violation_of(rate, math.nan) == violation_of(rate, math.inf) == math.inf and violation_of(rate, 80) == -10
     assert objective_bounds({**_metrics(6.4, 7.9), "rate_bits": math.nan}, BITS, [rate], True).violation == [
         math.inf, math.inf]
 
