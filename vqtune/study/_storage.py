@@ -20,12 +20,54 @@ SQLITE_TIMEOUT_S = 60  # wait this long for a lock: a few writers once per epoch
 EXAMPLES = "sqlite:///studies/vqtune.db or postgresql+psycopg2://user:password@host:5432/db"
 
 
+# Query arguments that carry a secret (libpq's password and sslpassword, other drivers' passwd, pwd, token...).
+_SECRET_ARGUMENT = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+_SECRET_ARGUMENT_TEXT = re.compile(r"(?<=[?&])([^=&]*(?:pass|pwd|secret|token)[^=&]*)=[^&]*", re.IGNORECASE)
+
+
 def mask(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for every print, log and file."""
+    """``url`` with its password replaced by ``***``, for every print, log and file: the password after the user
+    name, all of it when it holds an ``@`` not written ``%40`` (up to the last ``@``), and the value of every query
+    argument that carries one (``?password=...``)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
-        return re.sub(r"^((?:[\w+.-]+://)?[^:/@]*:).*@", r"\1***@", url)  # from the user's colon to the last @
+        return _mask_text(url)
+    return _mask_text(url) if _stray_at(parsed) else _masked(parsed)
+
+
+def _masked(parsed: URL) -> str:
+    return _SECRET_ARGUMENT_TEXT.sub(r"\1=***", parsed.render_as_string(hide_password=True))
+
+
+def _mask_text(url: str) -> str:
+    """A URL that does not parse as its user meant it, masked as text: from the user's colon to the last @, and the
+    secret query arguments."""
+    url = re.sub(r"^((?:[\w+.-]+://)?[^:/@]*:).*@", r"\1***@", url, flags=re.DOTALL)
+    return _SECRET_ARGUMENT_TEXT.sub(r"\1=***", url)
+
+
+def _stray_at(parsed: URL) -> bool:
+    """Whether an ``@`` of the password (or user name) was left unencoded: SQLAlchemy ends the password at the first
+    ``@`` and takes the rest of it for the host."""
+    return "@" in (parsed.host or "")
+
+
+def _secrets(parsed: URL) -> list[str]:
+    """The secrets ``parsed`` carries: its password and the values of its secret query arguments."""
+    values = [parsed.password] if parsed.password else []
+    for key, value in parsed.query.items():
+        if _SECRET_ARGUMENT.search(key):
+            values += [value] if isinstance(value, str) else list(value)
+    return [v for v in values if v]
+
+
+def _reason(exc: BaseException, parsed: URL) -> str:
+    """The first line of what the driver said, with any secret of the URL it may quote masked."""
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    for secret in sorted(_secrets(parsed), key=len, reverse=True):
+        reason = reason.replace(secret, "***")
+    return reason
 
 
 def is_sqlite(url: str) -> bool:
@@ -71,8 +113,7 @@ def open_storage(storage: Storage, *, create: bool = True) -> optuna.storages.RD
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
         raise _no_driver(parsed, exc) from None
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise StorageError(f"storage {mask(url)}: cannot open the database ({reason})") from None
+        raise StorageError(f"storage {mask(url)}: cannot open the database ({_reason(exc, parsed)})") from None
 
 
 def check_storage(storage: Storage) -> None:
@@ -92,10 +133,9 @@ def check_storage(storage: Storage) -> None:
         with engine.connect():
             pass
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StorageError(
-            f"storage {mask(storage.url)}: cannot connect ({reason}); check that the server runs and the URL's "
-            "host, port, user, password and database"
+            f"storage {mask(storage.url)}: cannot connect ({_reason(exc, parsed)}); check that the server runs and "
+            "the URL's host, port, user, password and database"
         ) from None
     finally:
         engine.dispose()
@@ -123,6 +163,9 @@ def _parse(url: str) -> URL:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         raise StorageError(f"storage {mask(url)!r}: not a database URL; use e.g. {EXAMPLES}") from None
+    if _stray_at(parsed):  # the tail of the password would be taken for the host, and sent to a name server
+        raise StorageError(f"storage {mask(url)}: an @ in the password or user name must be written %40 (as must "
+                           "any : / ? # in them), e.g. postgresql+psycopg2://user:p%40ss@host:5432/db")
     if parsed.get_backend_name() == "sqlite" and (not parsed.database or parsed.database == ":memory:"):
         raise StorageError(f"storage {mask(url)}: an in-memory SQLite database cannot hold a study; name a file, "
                            "e.g. sqlite:///studies/vqtune.db")
@@ -141,7 +184,7 @@ def _no_driver(parsed: URL, exc: BaseException) -> StorageError:
     cause = exc.__cause__ or exc  # Optuna wraps the driver's ImportError in its own
     reason = str(cause).strip().splitlines()[0] if str(cause) else cause.__class__.__name__
     return StorageError(
-        f"storage {parsed.render_as_string(hide_password=True)}: no driver for {parsed.drivername} "
+        f"storage {_masked(parsed)}: no driver for {parsed.drivername} "
         f"installed ({reason}); install it or use {EXAMPLES}"
     )
 
@@ -177,9 +220,8 @@ def _check_tables(url: str, parsed: URL) -> None:
     try:
         tables = set(sqlalchemy.inspect(engine).get_table_names())
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise StorageError(f"storage {mask(url)}: cannot connect ({reason}); check that the server runs and "
-                           "the URL's host, port, user, password and database") from None
+        raise StorageError(f"storage {mask(url)}: cannot connect ({_reason(exc, parsed)}); check that the server runs "
+                           "and the URL's host, port, user, password and database") from None
     finally:
         engine.dispose()
     if not OPTUNA_TABLES <= tables:
