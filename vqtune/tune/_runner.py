@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
@@ -419,9 +420,11 @@ def _absolute_paths(space: SearchSpace) -> SearchSpace:
 
 def start_ray(address: Optional[str] = None, verbose: bool = False):
     """The Ray module with a session: the current one, or a new one (local, or the cluster at ``address``;
-    quiet unless ``verbose``)."""
-    if address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user session
+    quiet unless ``verbose``).
+
+    A local session keeps Ray's token authentication (see :func:`_local_session_token`); a cluster's is Ray's
+    own, as ``ray start`` set it up.
+    """
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if not verbose:  # Ray's newer console output prints its tables whatever the verbosity
@@ -434,6 +437,8 @@ def start_ray(address: Optional[str] = None, verbose: bool = False):
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     if not ray.is_initialized():
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            _local_session_token()
         ray.init(
             address=address or os.environ.get("RAY_ADDRESS"),
             include_dashboard=False,
@@ -441,3 +446,20 @@ def start_ray(address: Optional[str] = None, verbose: bool = False):
             log_to_driver=verbose,
         )
     return ray
+
+
+def _local_session_token() -> None:
+    """Give a local Ray session a token of its own, so that it starts with Ray's token authentication on.
+
+    Ray's servers (the GCS, the raylet, every worker's) listen on all network interfaces, and Ray 2.60 has no
+    option to hold them to the loopback interface: without a token, anyone who reaches this machine could run
+    code in the search's workers. Ray turns tokens on by default for a session it starts (``RAY_AUTH_MODE``
+    unset), and would write a new token to ~/.ray/auth_token, readable by every user; a token in the environment
+    that the session's processes inherit (only their owner reads it) is used instead. ``RAY_AUTH_MODE``,
+    ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` set by the user, or a token of theirs in ~/.ray/auth_token, are
+    kept as they are.
+    """
+    if any(os.environ.get(name) is not None for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+        return
+    if not (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
