@@ -147,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     trials.add_argument("study_positional", nargs="?", metavar="STUDY", help="deprecated: use --study")
     trials.add_argument("--study", metavar="NAME", help="the study")
     trials.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    trials.add_argument("--unfinished", action="store_true", help="list instead the parameter sets drawn that no "
+                        "trial finished (failed and not queued again, queued, or running), with their trials")
     trials.set_defaults(func=_trials)
 
     delete = add("delete", help="delete a study, its trials' run directories and its artifacts (asks first)")
@@ -295,6 +297,12 @@ def _trials(args: argparse.Namespace) -> int:
     from vqtune.study import SPACE_ATTR, goal_metrics, load_existing, open_storage, trials_frame
 
     study = load_existing(open_storage(Storage(url=args.storage), create=False), args.study, args.storage)
+    if args.unfinished:
+        from vqtune.study import unfinished_params
+
+        _print_frame(unfinished_params(study), "no parameters left unfinished: a trial finished each set drawn",
+                     args.format)
+        return 0
     frame = trials_frame(study)
     if args.format != "table":  # scripts get every column, as report --csv writes them
         _print_frame(frame, "no trials", args.format)

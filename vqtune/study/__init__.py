@@ -20,7 +20,7 @@ from vqtune.study._pruning import (
     violation_of,
 )
 from vqtune.study._sampling import build_pruner, build_sampler, grid_of, grid_points
-from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage, requeue_once
+from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage, requeue_once, requeue_outcome
 from vqtune.study._study import (
     FINISHED_STATES,
     SERIES_ATTR,
@@ -37,6 +37,7 @@ from vqtune.study._study import (
 )
 from vqtune.study._suggest import enabled, suggest
 from vqtune.study._tables import studies_table, trials_frame
+from vqtune.study._unfinished import unfinished_params
 
 __all__ = [
     "ArtifactStore",
@@ -74,11 +75,13 @@ __all__ = [
     "plan_deletion",
     "pruning_rule",
     "requeue_once",
+    "requeue_outcome",
     "rule_prunes",
     "stage_key",
     "studies_table",
     "suggest",
     "trial_train_config",
     "trials_frame",
+    "unfinished_params",
     "violation_of",
 ]

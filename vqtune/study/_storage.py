@@ -141,7 +141,7 @@ def check_storage(storage: Storage) -> None:
         engine.dispose()
 
 
-def requeue_once(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+def requeue_once(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
     """Queue again the parameters of a trial whose run died, once. Unlike Optuna's retry callback, the new
     trial starts clean: none of the dead trial's attributes (its fail reason, epochs, worker) but ``retry_of``.
 
@@ -149,13 +149,34 @@ def requeue_once(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     died right after ``ask``) never ran: a fresh one has nothing to keep, a retry taken from the queue passes on
     the parameters it was queued with. A trial whose retry is queued already (its driver queued it, then died
     before failing the trial) is not queued twice.
+
+    Returns what became of the parameters, as :func:`requeue_outcome` says it.
     """
-    params = trial.params or trial.system_attrs.get("fixed_params") or {}
-    if not params or (trial.params and "retry_of" in trial.user_attrs):
-        return
-    if any(t.user_attrs.get("retry_of") == trial.number for t in study.get_trials(deepcopy=False)):
-        return
-    study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+    queued, said = requeue_outcome(study, trial)
+    if queued:
+        study.enqueue_trial(_params(trial), user_attrs={"retry_of": trial.number})
+    return said
+
+
+def requeue_outcome(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> tuple[bool, str]:
+    """Whether :func:`requeue_once` would queue ``trial``'s parameters now, and what becomes of them in words,
+    for the end of its fail reason: queued again, queued already, or why not."""
+    params = _params(trial)
+    if not params:
+        return False, "it had drawn no parameters, so none were queued again"
+    if trial.params and "retry_of" in trial.user_attrs:
+        return False, (f"its parameters were not queued again: it was the retry of trial {trial.user_attrs['retry_of']}"
+                       f" and a trial is retried once (vqtune trials --study {study.study_name} --unfinished lists "
+                       "parameters no trial finished)")
+    retry = next((t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("retry_of") == trial.number),
+                 None)
+    if retry is not None:
+        return False, f"its parameters were queued again already (trial {retry})"
+    return True, "its parameters were queued again"
+
+
+def _params(trial: optuna.trial.FrozenTrial) -> dict:
+    return trial.params or trial.system_attrs.get("fixed_params") or {}
 
 
 def _parse(url: str) -> URL:

@@ -19,7 +19,7 @@ from vqtune import __version__
 from vqtune.config import SearchSpace
 from vqtune.errors import StudyError
 from vqtune.study._sampling import build_pruner, build_sampler, study_sampler
-from vqtune.study._storage import check_storage, mask
+from vqtune.study._storage import check_storage, mask, requeue_once, requeue_outcome
 
 log = logging.getLogger("vqtune.tune")
 
@@ -44,7 +44,7 @@ def check_search(space: SearchSpace) -> None:
 def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file: Optional[Path]) -> optuna.Study:
     """Create the study ``space.study`` or continue it; stale RUNNING trials of a killed run become FAIL.
 
-    Each failed stale trial is enqueued again with the same parameters (``requeue_once``, the storage's
+    Each failed stale trial is enqueued again with the same parameters, once (``requeue_once``, the storage's
     stale-trial callback), so the next ``ask`` reruns it; trials of a live run keep their heartbeats fresh and
     are left alone.
     """
@@ -79,13 +79,14 @@ def open_study(space: SearchSpace, storage: optuna.storages.BaseStorage, space_f
     study.set_user_attr(VERSION_ATTR, __version__)
     stale = fail_stale_trials(study, space.storage.grace_period)
     if stale:
-        log.warning("trials %s of a killed run had no heartbeat: marked FAIL and queued again", stale)
+        log.warning("trials %s of a killed run had no heartbeat: marked FAIL, %s", stale, _queued_again(study, stale))
     return study
 
 
 def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
     """Fail the RUNNING trials whose run died, each with its reason, and queue each one's parameters again
-    (the storage's stale-trial callback, :func:`requeue_once`, as Optuna's ``fail_stale_trials`` would).
+    (the storage's stale-trial callback, :func:`requeue_once`, as Optuna's ``fail_stale_trials`` would). The
+    reason ends with what became of the parameters: queued again, or why not (a retry is not retried).
     Returns their numbers.
 
     A trial is stale when its last heartbeat is over ``grace_period`` s old (Optuna's rule), or when it has no
@@ -94,16 +95,18 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
     would wait for it for ever.
     """
     storage = study._storage
-    stale = {trial_id: f"its search stopped (no heartbeat for over {grace_period:g} s); its parameters were "
-                       "queued again" for trial_id in storage._get_stale_trial_ids(study._study_id)}
+    stale = {trial_id: f"its search stopped (no heartbeat for over {grace_period:g} s)"
+             for trial_id in storage._get_stale_trial_ids(study._study_id)}
     for trial_id in _never_beat(study, grace_period):
         stale[trial_id] = (f"its search stopped before the trial's first heartbeat (started over {grace_period:g} s "
-                           "ago); any parameters it was given were queued again")
+                           "ago)")
     requeue = storage.get_heartbeat_stale_trial_callback()
     numbers = []
-    for trial_id, reason in stale.items():
+    for trial_id, cause in stale.items():
         try:
-            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            # what becomes of its parameters is said only when known: vqtune's callback says it before it acts
+            said = requeue_outcome(study, storage.get_trial(trial_id))[1] if requeue is requeue_once else None
+            storage.set_trial_user_attr(trial_id, "fail_reason", f"{cause}; {said}" if said else cause)
             if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:  # ended meanwhile, or failed by another run
@@ -113,6 +116,18 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
         if requeue is not None:
             requeue(study, trial)
     return numbers
+
+
+def _queued_again(study: optuna.Study, numbers: list[int]) -> str:
+    """Which of the trials ``numbers`` have their parameters queued again, in words for a log line."""
+    queued = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+    again = [n for n in numbers if n in queued]
+    if len(again) == len(numbers):
+        return "their parameters queued again"
+    if not again:
+        return "their parameters not queued again (see their fail_reason)"
+    return f"the parameters of {again} queued again, not those of {[n for n in numbers if n not in queued]} (see " \
+           "their fail_reason)"
 
 
 def live_trials(study: optuna.Study, grace_period: float) -> list[int]:

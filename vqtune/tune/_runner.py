@@ -279,7 +279,8 @@ def _raise_if_storage_lost(space: SearchSpace, exc: BaseException) -> None:
 
 class _StopWhenDiskFull(tune.Callback, Stopper):
     """Ends the search at the first trial that failed because its disk was full: every trial after it would fail
-    the same way, each with parameters drawn for nothing. Its parameters are queued again for the next run.
+    the same way, each with parameters drawn for nothing. Its parameters are queued again for the next run (once:
+    not those of a retry).
 
     A Ray callback cannot end a search by raising (Ray logs what a callback raises and goes on), so this is also
     the search's stopper: Ray stops every trial once ``stop_all`` says so, and the searcher queues the trials in
@@ -300,11 +301,11 @@ class _StopWhenDiskFull(tune.Callback, Stopper):
         reason = str(frozen.user_attrs.get("fail_reason", ""))
         if frozen.state != optuna.trial.TrialState.FAIL or not any(marker in reason for marker in _FULL):
             return
-        requeue_once(self.study, frozen)
+        said = requeue_once(self.study, frozen)
         self.error = StorageError(
             f"trial {frozen.number} found no space left on its disk ({reason.splitlines()[0][:160]}; its run "
-            f"directory is under trial_dir {self.space.trial_dir}); finished trials are kept and its parameters "
-            "queued again: once there is space, the same command continues the search")
+            f"directory is under trial_dir {self.space.trial_dir}); finished trials are kept and {said}: once "
+            "there is space, the same command continues the search")
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False

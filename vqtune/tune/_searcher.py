@@ -94,6 +94,9 @@ class StudySearcher(Searcher):
         if frozen.state == TrialState.RUNNING:
             # The worker ended without telling (its process died, or Ray gave up on it).
             reason = "the trial's worker process died" if error else "the trial ended without a result"
+            # Ray ran it again (resources.max_restarts); vqtune does not queue it once more
+            reason += (f"; its parameters were not queued again (vqtune trials --study {self.study.study_name} "
+                       "--unfinished lists parameters no trial finished)")
             self.storage.set_trial_user_attr(optuna_id, "fail_reason", reason)
             self.study.tell(number, state=TrialState.FAIL)
             frozen = self.storage.get_trial(optuna_id)
