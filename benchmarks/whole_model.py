@@ -334,8 +334,10 @@ def render(recs: dict[str, dict]) -> list[str]:
         f"hidden {model['residual_hidden']}, residual blocks {model['residual_blocks']}, D {model['embedding_dim']}; "
         f"epochs: {d['epochs'][0]} of stage 1, {d['epochs'][1]} of the prior), {d['sampler']['type']} sampler with "
         f"seed {d['sampler']['seed']}, {d['max_concurrent']} trials at a time with {d['trial_cpus']:g} CPU each; "
-        f"pruners: two-stage and MSE {d['pruners']['bits']['type']}, Pareto {d['pruners']['pareto']['type']} "
-        "(pareto.yaml's); no constraints (rate.yaml's sample_seconds <= 60 left out).",
+        f"pruners: two-stage {d['pruners']['bits']['type']} (vqtune's rule of bounds: stage-1 epochs as intervals "
+        f"from the distortion term to the unigram bound, each stage epoch against the same), MSE "
+        f"{d['pruners']['mse']['type']} (Optuna's), Pareto {d['pruners']['pareto']['type']} (pareto.yaml's, "
+        "constrained domination); no constraints (rate.yaml's sample_seconds <= 60 left out).",
         f"Picks trained again with `fit` through both stages on 2 threads, seed 0, with one prior for both: channels "
         f"{prior['channels']}, {prior['layers']} layers, lr {prior['lr']:.2g} (the geometric middle of the searched "
         f"prior.lr), {prior['epochs']} epochs; 64 samples: one `sample_images(run_dir, n=64)` call on one torch "
