@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -14,7 +15,7 @@ from typing import Optional, Sequence
 from rich.console import Console
 
 from vqtune import __version__
-from vqtune.config import DEFAULT_STORAGE, Storage
+from vqtune.config import DEFAULT_STORAGE, SearchSpace, Storage
 
 # Where a storage URL comes from when --storage is not given (and, for vqtune run, the file names none): an
 # environment variable keeps a PostgreSQL password out of command lines (ps, docker-compose's commands).
@@ -181,6 +182,29 @@ def _study_name(args: argparse.Namespace) -> None:
         args.study = positional
     if hasattr(args, "study_positional") and args.study is None:
         raise VqtuneError(f"vqtune {args.command} needs a study: add --study NAME (`vqtune studies` lists them)")
+    if getattr(args, "study", None) is not None:
+        _check_study_name(args)
+
+
+def _check_study_name(args: argparse.Namespace) -> None:
+    """A ``--study NAME`` that breaks the schema's rule for names is refused (before anything is opened for
+    writing), unless a command that reads or deletes names a study the storage already holds by exactly that
+    name: an older vqtune may have stored one."""
+    try:
+        SearchSpace.check_study_name(args.study)
+    except ValueError as exc:
+        if args.command != "run":
+            import optuna
+
+            from vqtune.study import open_storage
+
+            try:
+                stored = optuna.get_all_study_names(open_storage(Storage(url=args.storage), create=False))
+            except VqtuneError:  # no storage to hold it: the name is what is wrong
+                stored = []
+            if args.study in stored:
+                return
+        raise VqtuneError(f"--study {args.study!r}: {exc}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -225,6 +249,7 @@ def _run_summary(space, result) -> dict:
     storage = "" if space.storage.url in implied else f" --storage '{result.storage_url}'"
     pick = f" --trial {result.pareto[0].number}" if space.is_multi_objective and result.pareto else ""
     best = result.best
+    study, report, exported = (shlex.quote(f"{space.study}{end}") for end in ("", "-report.html", "-best.yaml"))
     return {
         "study": space.study,
         "storage": result.storage_url,
@@ -235,12 +260,12 @@ def _run_summary(space, result) -> dict:
         "pareto": None if not space.is_multi_objective else [
             {"number": t.number, "values": t.values, "params": t.params} for t in result.pareto],
         "next": [
-            f"vqtune trials --study {space.study}{storage}",
-            f"vqtune report --study {space.study}{storage} -o {space.study}-report.html",
+            f"vqtune trials --study {study}{storage}",
+            f"vqtune report --study {study}{storage} -o {report}",
             f"vqtune dashboard{storage}",
-            f"vqtune export --study {space.study}{storage}{pick} -o {space.study}-best.yaml",
-            f"vqtune train {space.study}-best.yaml",
-        ] if result.pareto else [f"vqtune trials --study {space.study}{storage}"],
+            f"vqtune export --study {study}{storage}{pick} -o {exported}",
+            f"vqtune train {exported}",
+        ] if result.pareto else [f"vqtune trials --study {study}{storage}"],
     }
 
 
@@ -322,7 +347,7 @@ def _trials(args: argparse.Namespace) -> int:
         print(f"trial {number}: {warning}")
     if len(warned) > PRIOR_LINES:
         print(f"... and {len(warned) - PRIOR_LINES} more trials whose prior is worse than the unigram prior "
-              f"(vqtune trials --study {args.study} --format csv: column prior_warning)")
+              f"(vqtune trials --study {shlex.quote(args.study)} --format csv: column prior_warning)")
     return 0
 
 

@@ -25,6 +25,8 @@ STAGE2_METRICS = objectives("prior")
 METRICS = tuple(dict.fromkeys(STAGE1_METRICS + STAGE2_METRICS))
 
 
+MAX_STUDY_NAME = 128  # characters; a study name is also a directory name under trial_dir
+
 MAX_COMBINATIONS = 20_000  # more, and only each value alone is checked before the search
 
 
@@ -239,7 +241,8 @@ class Resources(_Section):
 class SearchSpace(_Section):
     """A search-space file for ``vqtune run``."""
 
-    study: str = Field(..., min_length=1, description="Study name in the storage.")
+    study: str = Field(..., min_length=1, description="Study name in the storage: 1 to 128 printable characters "
+                       "(255 bytes as UTF-8), no / or \\, not . or .., no space at either end, not starting with -.")
     objective: Objective = Field(default_factory=Objective)
     objectives: Optional[List[Objective]] = Field(
         None, min_length=2, max_length=3,
@@ -278,6 +281,29 @@ class SearchSpace(_Section):
     @classmethod
     def _url_shorthand(cls, value):
         return {"url": value} if isinstance(value, str) else value
+
+    @field_validator("study")
+    @classmethod
+    def check_study_name(cls, name: str) -> str:
+        """``name`` when it can name a study; a ValueError saying which rule it breaks. A study name becomes a
+        directory under trial_dir and is printed by every command, so it is a name: never a path or a control
+        sequence."""
+        if not name.isprintable():
+            problem = "holds a character that does not print (a control character, a line break)"
+        elif len(name) > MAX_STUDY_NAME or len(name.encode("utf-8")) > 255:
+            problem = f"is longer than {MAX_STUDY_NAME} characters (or 255 bytes as UTF-8)"
+        elif "/" in name or "\\" in name:
+            problem = "holds a / or \\ (a study name is a name, not a path)"
+        elif name in (".", ".."):
+            problem = "is . or .."
+        elif name != name.strip():
+            problem = "starts or ends with a space"
+        elif name.startswith("-"):
+            problem = "starts with - (it would read as an option)"
+        else:
+            return name
+        raise ValueError(f"a study name {problem}; use 1 to {MAX_STUDY_NAME} printable characters without / or \\, "
+                         "e.g. letters, digits, '.', '-' and '_'")
 
     @model_validator(mode="after")
     def _conditions_name_parameters(self) -> "SearchSpace":

@@ -4,6 +4,7 @@ the report, ``--csv`` / ``--parquet``)."""
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import optuna
 import pandas as pd
@@ -49,9 +50,18 @@ def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
                for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)},
             "best": None if multi or not best else best[0].value,
             "pareto": len(best) if multi else None,
-            "metric": ", ".join(goal_metrics(recorded)) if recorded else None,
+            "metric": _goals(recorded),
         })
     return pd.DataFrame(rows)
+
+
+def _goals(recorded) -> Optional[str]:
+    """The objective metrics a study's search recorded, or None: none recorded, or none readable (one study's odd
+    record never keeps a storage's other studies from being listed)."""
+    try:
+        return ", ".join(map(str, goal_metrics(recorded))) if recorded else None
+    except (AttributeError, KeyError, TypeError):
+        return None
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
