@@ -155,8 +155,10 @@ def _parser() -> argparse.ArgumentParser:
     delete = add("delete", help="delete a study, its trials' run directories and its artifacts (asks first)")
     delete.add_argument("--study", required=True, metavar="NAME")
     delete.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
-    delete.add_argument("--artifact-dir", type=Path, help="default: the study's, else artifacts/ next to a SQLite "
-                        "database, else studies/artifacts")
+    delete.add_argument("--artifact-dir", type=Path, help="the artifact store to remove the study's files from "
+                        "(default: artifacts/ next to a SQLite database, else studies/artifacts)")
+    delete.add_argument("--trial-dir", type=Path, help="the trial_dir its run directories lie in (default: the "
+                        "study's recorded trial_dir)")
     delete.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
     delete.set_defaults(func=_delete)
     return parser
@@ -382,7 +384,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     from vqtune.study import plan_deletion
 
-    deletion = plan_deletion(args.storage, args.study, args.artifact_dir)
+    deletion = plan_deletion(args.storage, args.study, args.artifact_dir, args.trial_dir)
     if not args.yes:
         if not sys.stdin.isatty():
             raise VqtuneError(f"delete study {args.study!r}: stdin is not a terminal to confirm on; add --yes "
@@ -394,9 +396,9 @@ def _delete(args: argparse.Namespace) -> int:
             return 1
     kept = deletion.carry_out()
     print(f"deleted {deletion.describe()}")
-    if kept:
-        print(f"kept {deletion.trial_root}: it also holds {', '.join(p.name for p in kept[:5])}, which are not "
-              "this study's", file=sys.stderr)
+    for root, held in kept:
+        print(f"kept {root}: it still holds {', '.join(repr(p.name) for p in held[:5])}"
+              f"{f' and {len(held) - 5} more' if len(held) > 5 else ''}", file=sys.stderr)
     return 0
 
 

@@ -5,7 +5,7 @@ needs this package and Optuna, never Ray; ``vqtune.tune`` builds the search on i
 """
 
 from vqtune.study._artifacts import ArtifactStore, artifact_store, default_artifact_dir
-from vqtune.study._delete import Deletion, plan_deletion
+from vqtune.study._delete import Deletion, plan_deletion, trial_root
 from vqtune.study._export import export_config, trial_train_config
 from vqtune.study._pruning import (
     BOUNDS_ATTR,
@@ -80,6 +80,7 @@ __all__ = [
     "stage_key",
     "studies_table",
     "suggest",
+    "trial_root",
     "trial_train_config",
     "trials_frame",
     "unfinished_params",

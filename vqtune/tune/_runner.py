@@ -34,6 +34,7 @@ from vqtune.study import (
     open_storage,
     open_study,
     requeue_once,
+    trial_root,
     trials_frame,
 )
 from vqtune.train import encode_dataset
@@ -143,8 +144,8 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
             gpu: float, verbose: bool, console: Console, callbacks: list[TrialCallback]) -> SearchResult:
     """The study's trials as Ray Tune trials, shown live, until ``n_trials`` have finished."""
     study = open_study(space, storage, space_file)
-    trial_root = space.trial_dir / space.study
-    searcher = StudySearcher(study, storage, space, space.n_trials, trial_root, artifact_dir_of(space))
+    root = trial_root(space.trial_dir, space.study, space.storage.url)  # trial_dir/STUDY/storage-DIGEST
+    searcher = StudySearcher(study, storage, space, space.n_trials, root, artifact_dir_of(space))
     n_trials = searcher.n_trials  # a grid search ends with its last distinct point
     disk_full = _StopWhenDiskFull(study, storage, space)
     told = _TellCallbacks(study, storage, callbacks)
@@ -164,7 +165,7 @@ def _search(space: SearchSpace, storage: optuna.storages.BaseStorage, space_file
             ),
             run_config=tune.RunConfig(
                 name=space.study,
-                storage_path=str(trial_root / "ray"),
+                storage_path=str(root / "ray"),
                 verbose=2 if verbose else 0,
                 # a trial whose worker process dies is run again, from its last epoch checkpoint
                 failure_config=tune.FailureConfig(max_failures=space.resources.max_restarts),
