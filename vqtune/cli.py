@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from rich.console import Console
+from rich.text import Text
 
 from vqtune import __version__
 from vqtune.config import DEFAULT_STORAGE, SearchSpace, Storage
@@ -239,8 +240,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"vqtune: {result.none_completed}; see {summary['next'][0]}", file=sys.stderr)
         return NONE_COMPLETED
     if not result.pareto:
-        console.print(f"no trial completed within the constraints; see `vqtune trials --study {space.study}`",
-                      soft_wrap=True)
+        console.print(f"no trial completed within the constraints; see `vqtune trials --study "
+                      f"{shlex.quote(space.study)}`", soft_wrap=True, markup=False, highlight=False)
     return 0
 
 
@@ -415,10 +416,11 @@ def _print_frame(frame, empty: str, form: str = "table") -> None:
         print(empty)
         return
     table = Table(box=None, header_style="bold")
+    # Cells and headers are Text: a name or value read from a database is printed as it is, never as markup.
     for column in frame.columns:
-        table.add_column(str(column), justify="right" if frame[column].dtype.kind in "if" else "left")
+        table.add_column(Text(str(column)), justify="right" if frame[column].dtype.kind in "if" else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*("" if _missing(v) else f"{v:.5g}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(Text("" if _missing(v) else f"{v:.5g}" if isinstance(v, float) else str(v)) for v in row))
     Console(width=max(240, Console().width)).print(table)  # a wide table beats truncated columns
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import warnings
 
 import numpy as np
@@ -22,13 +24,35 @@ from optuna.visualization import (
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "FAIL": "#d62728", "RUNNING": "#7f7f7f"}
 
 
+def _label(text) -> str:
+    """``text`` read from a study, shown as it is: plotly reads a subset of HTML in its labels and hover text."""
+    return html.escape(str(text), quote=False)
+
+
+def _literal(figure: go.Figure) -> go.Figure:
+    """One of Optuna's figures with every text in it escaped (parameter names and values, user attributes, in hover
+    text, labels and tick texts), but the line breaks and hover boxes Optuna writes itself (``<br>``, ``<extra>``):
+    what came from the study is shown as it is."""
+    def escaped(value):
+        if isinstance(value, str):
+            return _OPTUNA_TAGS.sub(r"<\1>", _label(value))
+        if isinstance(value, dict):
+            return {key: item if key == "template" else escaped(item) for key, item in value.items()}
+        return [escaped(item) for item in value] if isinstance(value, (list, tuple)) else value
+
+    return go.Figure(escaped(figure.to_plotly_json()))
+
+
+_OPTUNA_TAGS = re.compile(r"&lt;(br|extra|/extra)&gt;")
+
+
 def optimization_history(study: optuna.Study) -> go.Figure:
-    return plot_optimization_history(study)
+    return _literal(plot_optimization_history(study))
 
 
 def intermediate_values(study: optuna.Study) -> go.Figure:
     """Optuna's learning curves, with an x where each pruned trial was stopped."""
-    figure = plot_intermediate_values(study)
+    figure = _literal(plot_intermediate_values(study))
     pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
     marks = [(max(t.intermediate_values), t.intermediate_values[max(t.intermediate_values)], t)
              for t in pruned if t.intermediate_values]
@@ -36,7 +60,7 @@ def intermediate_values(study: optuna.Study) -> go.Figure:
         figure.add_trace(go.Scatter(
             x=[m[0] for m in marks], y=[m[1] for m in marks], mode="markers", name="pruned here",
             marker={"symbol": "x", "size": 11, "color": STATE_COLORS["PRUNED"]},
-            text=[f"trial {m[2].number}: pruned by {m[2].user_attrs.get('pruned_by', '?')}" for m in marks],
+            text=[f"trial {m[2].number}: pruned by {_label(m[2].user_attrs.get('pruned_by', '?'))}" for m in marks],
             hoverinfo="text",
         ))
     figure.update_layout(title="Intermediate values (x: pruned)")
@@ -46,7 +70,7 @@ def intermediate_values(study: optuna.Study) -> go.Figure:
 def pareto_front_of(study: optuna.Study, metrics: list[str]) -> go.Figure:
     """Optuna's Pareto-front plot of a multi-objective study (infeasible trials apart)."""
     try:
-        return plot_pareto_front(study, target_names=metrics)
+        return _literal(plot_pareto_front(study, target_names=[_label(m) for m in metrics]))
     except ValueError as exc:  # a study of more objectives than the plot draws
         return _note("Pareto front", f"not drawn: {exc}")
 
@@ -55,7 +79,7 @@ def _first_objective(study: optuna.Study, metric: str) -> dict:
     """Optuna's figures take one target: the first objective of a multi-objective study."""
     if len(study.directions) == 1:
         return {}
-    return {"target": lambda trial: trial.values[0], "target_name": metric}
+    return {"target": lambda trial: trial.values[0], "target_name": _label(metric)}
 
 
 # Below this many complete trials, importances (a forest fitted to the trials) are mostly noise.
@@ -75,14 +99,14 @@ def param_importances(study: optuna.Study, metric: str = "objective") -> go.Figu
     try:
         with warnings.catch_warnings():  # Optuna reminds that a custom target is minimised: it is one of ours
             warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
-            figure = plot_param_importances(study, **_first_objective(study, metric))
+            figure = _literal(plot_param_importances(study, **_first_objective(study, metric)))
     except (ValueError, RuntimeError) as exc:
         return _note(title, f"not available yet: {exc}")
     return figure.update_layout(title=f"{title}, from {used} complete trials")
 
 
 def parallel_coordinates(study: optuna.Study, metric: str = "objective") -> go.Figure:
-    return plot_parallel_coordinate(study, **_first_objective(study, metric))
+    return _literal(plot_parallel_coordinate(study, **_first_objective(study, metric)))
 
 
 def metric_curves(study: optuna.Study, first: str = "objective") -> go.Figure:
@@ -112,19 +136,19 @@ def metric_curves(study: optuna.Study, first: str = "objective") -> go.Figure:
             figure.add_trace(go.Scatter(
                 x=x, y=y, mode="lines+markers", name=f"trial {trial.number}", visible=name == names[0],
                 line={"color": STATE_COLORS.get(trial.state.name, "#7f7f7f"), "width": 1.5}, marker={"size": 4},
-                hovertemplate=f"trial {trial.number} ({trial.state.name.lower()})<br>epoch %{{x}}<br>{name} %{{y:.5g}}"
-                              "<extra></extra>",
+                hovertemplate=f"trial {trial.number} ({trial.state.name.lower()})<br>epoch %{{x}}<br>{_label(name)} "
+                              "%{y:.5g}<extra></extra>",
             ))
             owners.append(name)
-    buttons = [{"label": name, "method": "update",
-                "args": [{"visible": [owner == name for owner in owners]}, {"yaxis": {"title": {"text": name}}}]}
+    buttons = [{"label": _label(name), "method": "update",
+                "args": [{"visible": [owner == name for owner in owners]}, {"yaxis": {"title": {"text": _label(name)}}}]}
                for name in names]
     note = (f"{len(older)} trial(s) recorded before per-metric series: only their objective is drawn"
             if older else "")
     figure.update_layout(
         updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left", "y": 1.18,
                       "yanchor": "top", "showactive": True}],
-        xaxis={"title": {"text": "epoch"}}, yaxis={"title": {"text": names[0]}}, showlegend=False,
+        xaxis={"title": {"text": "epoch"}}, yaxis={"title": {"text": _label(names[0])}}, showlegend=False,
         title={"text": "Metric curves (choose the metric; colour: trial state)", "x": 0.35},
         annotations=[{"text": note, "showarrow": False, "xref": "paper", "yref": "paper", "x": 1, "y": 1.12,
                       "xanchor": "right"}] if note else [],

@@ -80,14 +80,14 @@ def _best_trials(study: optuna.Study, frame: pd.DataFrame, storage, store) -> st
     warnings = {} if "prior_warning" not in frame else \
         {int(n): str(w) for n, w in frame[["number", "prior_warning"]].dropna().itertuples(index=False) if w}
     for trial in best:
-        params = "<br>".join(f"{html.escape(k)} = {html.escape(_short(v))}" for k, v in trial.params.items())
+        params = "<br>".join(f"{html.escape(k)} = {_cell(v)}" for k, v in trial.params.items())
         images = "".join(_image(trial, storage, store, name) for name in (rd.RECONSTRUCTIONS, rd.SAMPLES))
         attrs = by_number.loc[trial.number]
-        values = " / ".join(f"{v:.5g}" for v in trial.values)
+        values = html.escape(" / ".join(f"{v:.5g}" for v in trial.values))
         rows.append(
             f"<tr><td>{trial.number}</td><td>{values}</td><td>{params}</td>"
-            f"<td>{_short(attrs.get('val_perplexity', ''))}</td><td>{_short(attrs.get('val_psnr', ''))}</td>"
-            f"<td>{_short(attrs.get('val_bits_per_dim', ''))}</td><td>{images or '(none uploaded)'}</td></tr>"
+            f"<td>{_cell(attrs.get('val_perplexity', ''))}</td><td>{_cell(attrs.get('val_psnr', ''))}</td>"
+            f"<td>{_cell(attrs.get('val_bits_per_dim', ''))}</td><td>{images or '(none uploaded)'}</td></tr>"
         )
         if warnings.get(trial.number):  # under its row: a bits/dim that the prior should have beaten
             rows.append(f'<tr class="prior-warning"><td colspan="7">trial {trial.number}: '
@@ -123,6 +123,11 @@ def _short(value) -> str:
     if isinstance(value, float):
         return "" if value != value else f"{value:.4g}"  # NaN: the trial has no such figure
     return str(value)
+
+
+def _cell(value) -> str:
+    """A value read from the study (a parameter, an attribute: any text a database holds), escaped for HTML."""
+    return html.escape(_short(value))
 
 
 _PAGE = """<!DOCTYPE html>
