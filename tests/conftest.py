@@ -19,6 +19,18 @@ def tiny_config(tmp_path) -> TrainConfig:
     )
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a module, as a search trial of ``resources.cpu: 1`` has: on tiny tensors a
+    second one costs more than it saves, and on a busy machine many times more."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 from tests.postgres import fresh_postgres_db, postgres_url  # noqa: E402,F401  (fixtures)
 
 

@@ -83,13 +83,8 @@ def photos(resolution: int, channels: int) -> ImageData:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread, as a search trial of ``resources.cpu: 1`` has: on these tiny tensors a second one
-    costs more than it saves, and on a busy machine many times more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test of this module on one torch thread (tests/conftest.py)."""
 
 
 def _get(config: TrainConfig, key: str):
