@@ -9,7 +9,7 @@ import torch
 from vqtune.config import TrainConfig, validate
 from vqtune.errors import ConfigError
 from vqtune.models import VQVAE, VQVAE2, FiniteScalarQuantizer, VectorQuantizer
-from vqtune.train._checkpoint import load_checkpoint
+from vqtune.train._checkpoint import fields_of, load_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,7 +57,8 @@ def load_vqvae(path: Path, device: str | torch.device = "cpu") -> tuple[VQVAE, T
 
 def vqvae_of(state: dict, path: Path, device: str | torch.device = "cpu") -> tuple[VQVAE, TrainConfig]:
     """The model (eval mode) and config of a stage-1 checkpoint already read from ``path``."""
-    config = validate(TrainConfig, state["config"], f"{path} (config)")
-    model = build_model(config, in_channels=int(state["in_channels"]))
-    model.load_state_dict(state["model"])
+    with fields_of(path):
+        config = validate(TrainConfig, state["config"], f"{path} (config)")
+        model = build_model(config, in_channels=int(state["in_channels"]))
+        model.load_state_dict(state["model"])
     return model.to(device).eval(), config

@@ -16,7 +16,7 @@ import torch
 from vqtune import run_dir as rd
 from vqtune.config import TrainConfig
 from vqtune.errors import CheckpointError, TrainingDiverged
-from vqtune.train._checkpoint import load_checkpoint, save_checkpoint
+from vqtune.train._checkpoint import fields_of, load_checkpoint, save_checkpoint
 from vqtune.train._reporter import Reporter, RunInfo
 
 
@@ -57,16 +57,17 @@ def run_epochs(stage: Stage, config: TrainConfig, reporter: Reporter, run_dir: P
     last_path, best_path = run_dir / stage.files.last, run_dir / stage.files.best
     if resume and last_path.exists():
         state = load_checkpoint(last_path, map_location=device)
+        with fields_of(last_path):
+            weights, optimizer = state["model"], state["optimizer"]
+            history, start = list(state["metrics"]), int(state["epoch"]) + 1
         try:
-            stage.model.load_state_dict(state["model"])
-            stage.optimizer.load_state_dict(state["optimizer"])
+            stage.model.load_state_dict(weights)
+            stage.optimizer.load_state_dict(optimizer)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(
-                f"{last_path}: the checkpoint does not fit this config's model ({str(exc).splitlines()[0]}); "
+                f"{last_path}: the checkpoint does not fit this config's model ({' '.join(str(exc).split())[:300]}); "
                 "resume without changing the model's keys"
             ) from None
-        history = list(state["metrics"])
-        start = int(state["epoch"]) + 1
     # The checkpoint is the truth: a run killed after writing an epoch's metrics line but before its checkpoint
     # would otherwise list that epoch twice.
     rd.write_metrics(run_dir, stage.files.metrics, history)

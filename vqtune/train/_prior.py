@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from vqtune import run_dir as rd
 from vqtune.config import PriorConfig, TrainConfig
 from vqtune.models import GatedPixelCNN, TwoLevelPrior
-from vqtune.train._checkpoint import load_checkpoint
+from vqtune.train._checkpoint import fields_of, load_checkpoint
 from vqtune.train._bound import bits_per_dim, unigram_code_nats
 from vqtune.train._codes import encode_dataset
 from vqtune.train._reporter import Reporter
@@ -147,7 +147,8 @@ def load_prior(path: Path, device: str | torch.device = "cpu") -> tuple[GatedPix
     """The prior in a stage-2 checkpoint (eval mode) and the checkpoint's other fields (``grid``, and for two
     levels ``top_grid``)."""
     state = load_checkpoint(path, map_location=device)
-    model = build_prior(PriorConfig.model_validate(state["prior"]), int(state["codebook_size"]),
-                        state.get("top_downsample"))
-    model.load_state_dict(state["model"])
+    with fields_of(path):
+        model = build_prior(PriorConfig.model_validate(state["prior"]), int(state["codebook_size"]),
+                            state.get("top_downsample"))
+        model.load_state_dict(state["model"])
     return model.to(device).eval(), state

@@ -10,6 +10,7 @@ from PIL import Image
 from vqtune import run_dir as rd
 from vqtune.errors import CheckpointError
 from vqtune.train._build import load_vqvae, resolve_device
+from vqtune.train._checkpoint import fields_of
 from vqtune.train._images import image_grid, to_uint8
 from vqtune.train._prior import load_prior
 
@@ -28,12 +29,14 @@ def sample_images(run_dir: Path, n: int = 64, temperature: float = 1.0, seed: in
         raise CheckpointError(f"--n must be >= 1 and --temperature > 0 (got {n}, {temperature})")
     torch_device = resolve_device(device)
     prior, state = load_prior(path, device=torch_device)
-    vqvae, _ = load_vqvae(Path(state["vqvae_checkpoint"]), device=torch_device)
+    with fields_of(path):
+        vqvae_path, grid = Path(state["vqvae_checkpoint"]), tuple(int(size) for size in state["grid"])
+        top_grid = tuple(int(size) for size in state["top_grid"]) if "top_grid" in state else None
+    vqvae, _ = load_vqvae(vqvae_path, device=torch_device)
     generator = torch.Generator(device=torch_device).manual_seed(seed)
-    if "top_grid" in state:  # two levels: the top grid, then the bottom grid given it
-        codes = prior.sample(n, tuple(state["top_grid"]), tuple(state["grid"]), temperature=temperature,
-                             generator=generator)
+    if top_grid is not None:  # two levels: the top grid, then the bottom grid given it
+        codes = prior.sample(n, top_grid, grid, temperature=temperature, generator=generator)
     else:
-        codes = (prior.sample((n, *state["grid"]), temperature=temperature, generator=generator),)
+        codes = (prior.sample((n, *grid), temperature=temperature, generator=generator),)
     images = to_uint8(vqvae.decode(*codes))
     return image_grid([images[i : i + ROW] for i in range(0, n, ROW)], min_tile=32)
