@@ -27,6 +27,7 @@ from vqtune.errors import DashboardError
 from vqtune.study import artifact_store, default_artifact_dir, mask, open_storage
 
 TOKEN_ENV = "VQTUNE_DASHBOARD_TOKEN"
+MIN_TOKEN = 8  # characters: any local process may try tokens, and a shorter one falls to trying them all
 READ_ONLY = "read-only: restart with --allow-writes to change studies"
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _HOST = re.compile(r"^(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<name>[^:\[\]@/\\\s]+))(?::\d{1,5})?$")
@@ -114,11 +115,24 @@ class Guard:
 
 
 def _token(given: Optional[str]) -> str:
+    """The token to serve behind: ``given``, else ``$VQTUNE_DASHBOARD_TOKEN``, else a random one (an empty variable,
+    which docker-compose.yml passes when none is set, counts as unset); a blank one, or one shorter than
+    ``MIN_TOKEN``, is refused."""
     if given is None:
-        return os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(32)
-    if not given.strip():
-        raise DashboardError("--token: empty; give a secret, or leave --token out for a random one each start")
-    return given
+        from_env = os.environ.get(TOKEN_ENV)
+        if not from_env:
+            return secrets.token_urlsafe(32)
+        return _unguessable(from_env, f"${TOKEN_ENV}", f"unset {TOKEN_ENV}")
+    return _unguessable(given, "--token", "leave --token out")
+
+
+def _unguessable(token: str, source: str, instead: str) -> str:
+    if not token.strip():
+        raise DashboardError(f"{source}: empty; give a secret, or {instead} for a random one each start")
+    if len(token.strip()) < MIN_TOKEN:
+        raise DashboardError(f"{source}: shorter than {MIN_TOKEN} characters, so easily guessed; give a longer "
+                             f"secret, or {instead} for a random one each start")
+    return token
 
 
 def _listen(host: str, port: int, app) -> WSGIServer:

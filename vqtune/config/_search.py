@@ -60,12 +60,24 @@ class _Distribution(_Section):
     )
 
 
+# Optuna's samplers draw integers through float64, which holds every integer up to 2^53 exactly.
+MAX_SAMPLED_INT = 2**53
+
+
 class IntParam(_Distribution):
     type: Literal["int"]
     low: int
     high: int
     step: int = Field(1, ge=1)
     log: bool = False
+
+    @field_validator("low", "high")
+    @classmethod
+    def _sampled_exactly(cls, value: int) -> int:
+        if abs(value) > MAX_SAMPLED_INT:
+            raise ValueError(f"must be at most 2^53 = {MAX_SAMPLED_INT} in magnitude (Optuna draws integers through "
+                             "float64); narrow the range")
+        return value
 
     @model_validator(mode="after")
     def _valid_range(self) -> "IntParam":
@@ -82,8 +94,8 @@ class IntParam(_Distribution):
 
 class FloatParam(_Distribution):
     type: Literal["float"]
-    low: float
-    high: float
+    low: float = Field(..., allow_inf_nan=False)
+    high: float = Field(..., allow_inf_nan=False)
     step: Optional[float] = Field(None, gt=0)
     log: bool = False
 
@@ -100,6 +112,23 @@ class FloatParam(_Distribution):
 
     def corners(self) -> list:
         return [self.low, self.high]
+
+
+def _refused_end(param: IntParam | FloatParam, key: str, base: dict) -> Optional[str]:
+    """Why the training schema refuses an end of the range of ``key`` by itself (``model.codebook_size`` up to
+    10^11, say), naming it ``space.KEY.high`` or ``.low``; None when both ends fit the key (whether they fit the
+    other parameters is for the combinations to tell)."""
+    for end in ("low", "high"):
+        trial = deep_copy(base)
+        set_path(trial, key, getattr(param, end))
+        try:
+            TrainConfig.model_validate(trial)
+        except ValidationError as exc:
+            if ".".join(str(part) for part in exc.errors()[0]["loc"]) == key:
+                reason = format_validation_error(exc, "base", TrainConfig).split(": ", 1)[1]
+                return (f"space.{key}.{end}: space.{key} = {getattr(param, end)!r} gives an invalid training config: "
+                        f"{reason}; narrow the range (vqtune config describes what {key} accepts)")
+    return None
 
 
 class CategoricalParam(_Distribution):
@@ -372,6 +401,16 @@ class SearchSpace(_Section):
     def goals(self) -> List[Objective]:
         """The objectives of the study, one or several."""
         return list(self.objectives) if self.objectives is not None else [self.objective]
+
+    @model_validator(mode="after")
+    def _range_ends_fit_their_keys(self) -> "SearchSpace":
+        base = self.base.model_dump(mode="json")
+        for key, param in self.space.items():
+            if isinstance(param, (IntParam, FloatParam)) and not unknown_key(key, TrainConfig):
+                problem = _refused_end(param, key, base)
+                if problem:
+                    raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _space_keys_are_config_keys(self) -> "SearchSpace":

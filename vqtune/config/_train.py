@@ -8,6 +8,17 @@ from typing import List, Literal, Optional, Tuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# Upper bounds of sizes, generous for a large GPU and far below what makes an allocation or an integer overflow:
+# a value past one is refused by name before anything is built, not by the allocator mid-run.
+MAX_SIDE = 16384  # pixels per image side (a 16384 x 16384 RGB image is 768 MiB as uint8)
+MAX_CHANNELS = 4096  # convolution channels and code dimensions (a 4096 -> 4096 4x4 conv is 1 GiB of fp32 weights)
+MAX_CODEBOOK = 2**20  # codes K (VQ-VAE papers use 512 to 2^18; the prior's logits are K per latent)
+MAX_CROPS = 100_000  # random crops per image (every crop of every image is held in memory as uint8)
+MAX_BATCH = 2**16  # images or code grids per step
+MAX_EPOCHS = 10**6  # passes over the training split
+MAX_STEPS = 10**9  # training steps a code may stay unused (a counter compared in int64)
+MAX_SEED = 2**40  # the trainer seeds epoch e with seed x 1,000,003 + e, which must fit torch's 64-bit seed
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -27,17 +38,19 @@ class DataConfig(_Section):
         "(default: $VQTUNE_FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist).",
     )
     resolution: Union[int, Tuple[int, int]] = Field(
-        32, description="Side of the square training images, or [height, width]."
+        32, description=f"Side of the square training images, or [height, width]: 4 to {MAX_SIDE} pixels each."
     )
     crop: Literal["center", "random"] = Field(
         "random", description="center: one crop per image; random: crops_per_image random crops per image."
     )
-    crops_per_image: int = Field(128, ge=1, description="Random crops taken from each image.")
+    crops_per_image: int = Field(128, ge=1, le=MAX_CROPS,
+                                 description=f"Random crops taken from each image (at most {MAX_CROPS:,}).")
     resize: Optional[int] = Field(
         None,
         ge=8,
+        le=2 * MAX_SIDE,
         description="Resize each image so its short side has this many pixels before cropping "
-        "(default: none for random crops; for center crops, just enough to cover the crop).",
+        f"(8 to {2 * MAX_SIDE}; default: none for random crops; for center crops, just enough to cover the crop).",
     )
     channels: Optional[Literal[1, 3]] = Field(
         None, description="1 (grey) or 3 (RGB); default: 1 for fashion-mnist, 3 otherwise."
@@ -47,7 +60,9 @@ class DataConfig(_Section):
         description="Share of source images (photos or files) held out for validation; "
         "fashion-mnist uses its official test split instead.",
     )
-    split_seed: int = Field(0, description="Seed of the deterministic train/val split and of the crops.")
+    split_seed: int = Field(0, ge=-MAX_SEED, le=MAX_SEED,
+                            description="Seed of the deterministic train/val split and of the crops (at most 2^40 "
+                            "in magnitude).")
     max_images: Optional[int] = Field(
         None, ge=2, description="Keep at most this many training images (crops), train and val together."
     )
@@ -61,6 +76,8 @@ class DataConfig(_Section):
         sides = (value, value) if isinstance(value, int) else value
         if min(sides) < 4:
             raise ValueError("each side must be at least 4 pixels")
+        if max(sides) > MAX_SIDE:
+            raise ValueError(f"each side must be at most {MAX_SIDE} pixels")
         return value
 
     @model_validator(mode="after")
@@ -79,13 +96,16 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """Encoder / decoder widths, latent grid and codebook (van den Oord et al. 2017)."""
 
-    hidden: int = Field(128, ge=4, description="Channels of the convolutional trunk.")
-    residual_hidden: int = Field(32, ge=1, description="Channels inside each residual block.")
+    hidden: int = Field(128, ge=4, le=MAX_CHANNELS,
+                        description=f"Channels of the convolutional trunk (4 to {MAX_CHANNELS}).")
+    residual_hidden: int = Field(32, ge=1, le=MAX_CHANNELS,
+                                 description=f"Channels inside each residual block (1 to {MAX_CHANNELS}).")
     residual_blocks: int = Field(2, ge=0, le=16, description="Residual blocks in encoder and decoder.")
     downsample: int = Field(2, ge=1, le=4, description="Strided halvings: the latent grid is H/2^d x W/2^d.")
-    embedding_dim: int = Field(64, ge=1, description="D: size of each code vector.")
-    codebook_size: int = Field(512, ge=2, description="K: number of code vectors (quantizer.kind vq; fsq has the "
-                               "product of quantizer.levels).")
+    embedding_dim: int = Field(64, ge=1, le=MAX_CHANNELS,
+                               description=f"D: size of each code vector. 1 to {MAX_CHANNELS}.")
+    codebook_size: int = Field(512, ge=2, le=MAX_CODEBOOK, description="K: number of code vectors, 2 to 2^20 "
+                               "(quantizer.kind vq; fsq has the product of quantizer.levels).")
     levels: int = Field(
         1, ge=1, le=2, description="1: one code grid; 2: VQ-VAE-2, a top grid top_downsample halvings coarser than "
         "the bottom one, whose codes condition the bottom quantizer and the decoder (each level has its own "
@@ -111,12 +131,14 @@ class QuantizerConfig(_Section):
     decay: float = Field(0.99, ge=0.0, lt=1.0, description="vq: EMA decay gamma.")
     eps: float = Field(1e-5, gt=0.0, description="vq: Laplace smoothing of the EMA cluster sizes.")
     dead_code_steps: int = Field(
-        50, ge=0, description="vq: re-seed codes unused for this many training steps (0: never)."
+        50, ge=0, le=MAX_STEPS, description="vq: re-seed codes unused for this many training steps (0: never; at most "
+        "10^9)."
     )
     kmeans_init: bool = Field(False, description="vq: initialise the codebook by k-means on the first batch.")
     codebook_dim: Optional[int] = Field(
-        None, ge=1, description="vq: look codes up in this many dimensions through a learned projection of the "
-        "encoder output (and back); null: model.embedding_dim, no projection."
+        None, ge=1, le=MAX_CHANNELS, description="vq: look codes up in this many dimensions (at most "
+        f"{MAX_CHANNELS}) through a learned projection of the encoder output (and back); null: model.embedding_dim, "
+        "no projection."
     )
     normalize: bool = Field(
         False, description="vq: l2-normalise encoder outputs and codes before the nearest-code search and in the "
@@ -127,8 +149,8 @@ class QuantizerConfig(_Section):
         "(straight_through) or rotated and scaled from the code to the encoder output (rotation)."
     )
     levels: Optional[List[int]] = Field(
-        None, description="fsq: levels per channel, e.g. [8, 5, 5, 5] (K = 1000) or the string '8,5,5,5'; "
-        "null: [8, 5, 5, 5]."
+        None, description="fsq: levels per channel, e.g. [8, 5, 5, 5] (K = 1000) or the string '8,5,5,5', their "
+        "product K at most 2^20; null: [8, 5, 5, 5]."
     )
 
     @field_validator("levels", mode="before")
@@ -146,6 +168,9 @@ class QuantizerConfig(_Section):
     def _at_least_two(cls, value):
         if value is not None and (not value or min(value) < 2):
             raise ValueError("give one integer >= 2 per channel, e.g. [8, 5, 5, 5]")
+        if value is not None and math.prod(value) > MAX_CODEBOOK:
+            raise ValueError(f"the product of the levels, K = {math.prod(value)}, must be at most 2^20 = "
+                             f"{MAX_CODEBOOK}; use fewer channels or fewer levels")
         return value
 
     @property
@@ -158,8 +183,8 @@ class OptimConfig(_Section):
     """Adam on the reconstruction + quantizer loss."""
 
     lr: float = Field(3e-4, gt=0.0, le=1.0, description="Adam learning rate.")
-    batch_size: int = Field(64, ge=1, description="Images per training step.")
-    epochs: int = Field(10, ge=1, description="Passes over the training split.")
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Images per training step (at most 2^16).")
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description="Passes over the training split (at most 10^6).")
     weight_decay: float = Field(0.0, ge=0.0, description="Adam weight decay.")
     grad_clip: Optional[float] = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
 
@@ -172,13 +197,14 @@ class PriorConfig(_Section):
         description="Stage-1 checkpoint to encode the data with (default: train stage 1 first and use its best.pt). "
         "Its own data settings are used, so the codes match what it was trained on.",
     )
-    channels: int = Field(64, ge=4, description="Width of the vertical and horizontal stacks.")
+    channels: int = Field(64, ge=4, le=MAX_CHANNELS,
+                          description=f"Width of the vertical and horizontal stacks (4 to {MAX_CHANNELS}).")
     layers: int = Field(8, ge=1, le=64, description="Gated layers (the first masked A, the rest B).")
     kernel: int = Field(3, ge=3, le=9, description="Odd kernel size of the stacks.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the horizontal stack.")
     lr: float = Field(3e-4, gt=0.0, le=1.0, description="Adam learning rate.")
-    batch_size: int = Field(64, ge=1, description="Code grids per training step.")
-    epochs: int = Field(10, ge=1, description="Passes over the training codes.")
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Code grids per training step (at most 2^16).")
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description="Passes over the training codes (at most 10^6).")
     weight_decay: float = Field(0.0, ge=0.0, description="Adam weight decay.")
     grad_clip: Optional[float] = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
 
@@ -200,7 +226,8 @@ class TrainConfig(_Section):
     prior: Optional[PriorConfig] = Field(
         None, description="Stage 2 (a PixelCNN prior over the codes); null: stage 1 only."
     )
-    seed: int = Field(0, description="Seed of weights, batch order and codebook restarts.")
+    seed: int = Field(0, ge=-MAX_SEED, le=MAX_SEED,
+                      description="Seed of weights, batch order and codebook restarts (at most 2^40 in magnitude).")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda or cuda:N.")
     run_dir: Path = Field(
         Path("runs/vqvae"),
