@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
@@ -92,7 +94,8 @@ def run_study(
     Running it again with the same study continues it: finished trials stay, trials of a killed run are
     failed and rerun, and no finished trial is repeated. Uses the Ray session already initialised in this
     process, or starts one (local, or the cluster at ``address``). On a cluster of several nodes a SQLite
-    storage is refused unless ``allow_sqlite``.
+    storage is refused unless ``allow_sqlite``. While the search runs, what is printed to stdout (Ray's own lines,
+    a callback's) goes to stderr.
 
     >>> result = run_study("search_spaces/quick.yaml")  # doctest: +SKIP
     >>> result.best.number, result.best.value, result.best_params  # doctest: +SKIP
@@ -124,7 +127,11 @@ def run_study(
     if not verbose:  # Optuna's line per created study and told trial would scroll the live view away
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return _search(space, storage, space_file, cpu, gpu, verbose, console, list(callbacks))
+        # Ray prints to stdout from threads of its own (the raylet's line about a worker that died, its tables when
+        # verbose): while the search runs, stdout is stderr, and stdout holds only what the caller prints after it
+        # (vqtune run --format json: one document)
+        with contextlib.redirect_stdout(sys.stderr):
+            return _search(space, storage, space_file, cpu, gpu, verbose, console, list(callbacks))
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -250,18 +257,29 @@ def none_completed(study: optuna.Study) -> Optional[str]:
 _LOST = ("database or disk is full", "No space left on device", "Disk quota exceeded", "disk I/O error",
          "server closed the connection", "terminating connection", "Connection refused", "could not connect",
          "OperationalError", "InterfaceError")
+# What a database that stopped accepting writes raises: PostgreSQL in read-only mode (a primary turned standby,
+# default_transaction_read_only), a SQLite file or file system made read-only. Looked for before _LOST, whose
+# exception classes wrap some of them.
+_READ_ONLY = ("read-only transaction", "ReadOnlySqlTransaction", "readonly database", "Read-only file system")
 # What a trial that failed for want of disk space (its run directory's, not the database's) says in fail_reason.
 _FULL = ("No space left on device", "Disk quota exceeded")
 
 
 def _raise_if_storage_lost(space: SearchSpace, exc: BaseException) -> None:
     """A StorageError of one line when ``exc`` came from the study's database going away (its server down, its
-    disk full); nothing otherwise."""
+    disk full) or turning read-only; nothing otherwise."""
     chain, seen = [], exc
     while seen is not None and len(chain) < 10:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
     texts = [f"{type(e).__name__}: {e}" for e in reversed(chain)]  # the innermost, the driver's own words, first
+    read_only = next((marker for marker in _READ_ONLY if any(marker in text for text in texts)), None)
+    if read_only is not None:
+        reason = next(line.strip() for text in texts for line in text.splitlines() if read_only in line)
+        raise StorageError(
+            f"storage {mask(space.storage.url)} turned read-only during the search "
+            f"({reason.split(f'{mask(space.storage.url)}: ', 1)[-1][:160]}); finished trials are kept: once it "
+            "accepts writes again, the same command continues the search") from None
     lost = next((marker for marker in _LOST if any(marker in text for text in texts)), None)
     if lost is None:
         try:  # a search that failed otherwise may still have lost its database: ask it
