@@ -137,3 +137,53 @@ def test_a_full_disk_under_the_trials_ends_the_search_in_a_few_lines_and_a_rerun
     trials = _check_the_rerun(tmp_path, database, command, env, kept)
     [rerun] = [t for t in trials if t.user_attrs.get("retry_of") == full.number]
     assert rerun.state in FINISHED and rerun.params == full.params
+
+
+def test_a_picture_that_finds_the_disk_full_is_not_recorded_and_the_report_says_why(tmp_path, small_disk):
+    """The artifact store on a full disk: a trial's epoch pictures and its final artifacts fail to upload, and
+    leave neither a file (no 0-byte picture) nor an entry in the study; the trial's artifact_error says why, and
+    the report shows that where its pictures would be. Once there is space, uploads are whole again."""
+    from optuna.artifacts import get_all_artifact_meta
+    from PIL import Image
+
+    from tests.tune.conftest import make_space
+    from vqtune import run_dir as rd
+    from vqtune.report import write_report
+    from vqtune.study import artifact_store
+    from vqtune.tune._artifacts import upload_trial_artifacts
+    from vqtune.tune._trial import StudyReporter
+
+    storage = f"sqlite:///{tmp_path}/studies.db"
+    study = optuna.create_study(study_name="full", storage=storage)
+    trial = study.ask()
+    space = make_space(tmp_path)
+    store = artifact_store(small_disk / "artifacts")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    picture = Image.effect_noise((64, 64), 60).convert("RGB")  # noise: a PNG that does not compress to nothing
+    picture.save(run_dir / rd.epoch_file(rd.RECONSTRUCTIONS, 1))
+    picture.save(run_dir / rd.RECONSTRUCTIONS)
+    filler = _fill(small_disk)
+
+    reporter = StudyReporter(trial, study, space, space.base, study.trials[0], store)
+    reporter.run_dir = run_dir
+    reporter._upload_snapshot(1)  # the epoch's curves and reconstructions: costs the pictures, never the trial
+    assert "No space left on device" in trial.user_attrs["artifact_error"]
+    with pytest.raises(OSError, match="No space left on device"):
+        upload_trial_artifacts(trial, store, run_dir, {"val_recon_mse": 0.01}, "COMPLETE")
+    assert get_all_artifact_meta(trial) == []  # nothing recorded as if it were stored
+    assert list((small_disk / "artifacts").iterdir()) == []  # no 0-byte file, no temporary file
+
+    study.tell(trial, 0.01)
+    write_report(study, study._storage, tmp_path / "report.html", artifact_dir=small_disk / "artifacts")
+    page = (tmp_path / "report.html").read_text()
+    assert '<p class="artifact-error">not stored: [Errno 28] No space left on device' in page
+    assert '<img class="reconstructions"' not in page
+
+    filler.unlink()
+    again = study.ask()
+    ids = upload_trial_artifacts(again, store, run_dir, {"val_recon_mse": 0.02}, "COMPLETE")
+    stored = {meta.filename: meta.artifact_id for meta in get_all_artifact_meta(again)}
+    assert sorted(stored.values()) == sorted(ids) and rd.RECONSTRUCTIONS in stored
+    with store.open_reader(stored[rd.RECONSTRUCTIONS]) as reader:
+        assert reader.read() == (run_dir / rd.RECONSTRUCTIONS).read_bytes()

@@ -82,6 +82,9 @@ def _best_trials(study: optuna.Study, frame: pd.DataFrame, storage, store) -> st
     for trial in best:
         params = "<br>".join(f"{html.escape(k)} = {_cell(v)}" for k, v in trial.params.items())
         images = "".join(_image(trial, storage, store, name) for name in (rd.RECONSTRUCTIONS, rd.SAMPLES))
+        missing = trial.user_attrs.get("artifact_error")  # why a picture is not there (a full disk, say)
+        if missing:
+            images += f'<p class="artifact-error">not stored: {html.escape(str(missing))}</p>'
         attrs = by_number.loc[trial.number]
         values = html.escape(" / ".join(f"{v:.5g}" for v in trial.values))
         rows.append(

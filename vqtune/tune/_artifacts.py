@@ -2,7 +2,8 @@
 its metric curves, final metrics.
 
 They are uploaded while the trial still runs (Optuna refuses uploads to finished trials), and the
-dashboard shows them next to the trial.
+dashboard shows them next to the trial. Each is recorded only once it is whole in the store; one that could
+not be written (a full disk) is not recorded at all, and the trial says why in its ``artifact_error``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 import optuna
-from optuna.artifacts import upload_artifact
 from PIL import Image, ImageDraw
 
 from vqtune import run_dir as rd
@@ -24,7 +24,8 @@ def upload_trial_artifacts(trial: optuna.Trial, store: ArtifactStore, run_dir: P
                            metrics: Mapping[str, float], state: str,
                            stages: Optional[Mapping[str, Mapping]] = None) -> list[str]:
     """Upload what ``run_dir`` holds for the trial; returns the artifact ids. ``stages``: which stage's epoch each
-    of ``metrics`` comes from (:attr:`vqtune.train.FitResult.final_stages`), written into final_metrics.json."""
+    of ``metrics`` comes from (:attr:`vqtune.train.FitResult.final_stages`), written into final_metrics.json.
+    An OSError (no space left) stops at the file that could not be written, which is not recorded."""
     run_dir = Path(run_dir)
     final = {"trial": trial.number, "state": state, "params": trial.params,
              **{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()}}
@@ -37,7 +38,7 @@ def upload_trial_artifacts(trial: optuna.Trial, store: ArtifactStore, run_dir: P
         histogram = run_dir / rd.CODE_USAGE_PLOT
         usage_histogram(rd.read_code_usage(run_dir), metrics.get("val_perplexity")).save(histogram)
         files.append(histogram)
-    return [upload_artifact(artifact_store=store, file_path=str(f), study_or_trial=trial) for f in files]
+    return [store.upload(trial, f) for f in files]
 
 
 def usage_histogram(counts: list[int], perplexity: Optional[float] = None, width: int = 640,

@@ -13,7 +13,6 @@ from typing import Any, Mapping
 import optuna
 import ray
 import torch
-from optuna.artifacts import upload_artifact
 from optuna.trial import TrialState
 from ray import tune
 
@@ -128,7 +127,7 @@ class StudyReporter(Reporter):
             self.write_curves(curves)
             for path in files:
                 if path.exists():
-                    upload_artifact(artifact_store=self.store, file_path=str(path), study_or_trial=self.trial)
+                    self.store.upload(self.trial, path)
         except OSError as exc:
             self.trial.set_user_attr("artifact_error", str(exc)[:500])
 
