@@ -36,6 +36,9 @@ def test_compose_file_validates_with_the_example_env():
     vqtune = services["vqtune"]  # the password reaches it through the environment, not its command line
     assert vqtune["environment"]["VQTUNE_STORAGE"].startswith("postgresql+psycopg2://vqtune:change-me@")
     assert not any("change-me" in part for part in vqtune["command"])
+    for name in ("ray-head", "ray-worker", "vqtune"):  # Ray's servers listen on the network: tokens stay on
+        environment = services[name]["environment"]
+        assert environment["RAY_AUTH_MODE"] == "token" and environment["RAY_AUTH_TOKEN"] == "change-me-too", name
 
 
 def test_a_missing_password_is_refused(tmp_path):
@@ -43,3 +46,11 @@ def test_a_missing_password_is_refused(tmp_path):
     empty.write_text("")
     result = _config(empty)
     assert result.returncode != 0 and "POSTGRES_PASSWORD" in result.stderr
+
+
+def test_a_missing_ray_token_is_refused(tmp_path):
+    env = tmp_path / "no-token.env"
+    env.write_text("\n".join(line for line in (ROOT / ".env.example").read_text().splitlines()
+                             if not line.startswith("RAY_AUTH_TOKEN=")))
+    result = _config(env)
+    assert result.returncode != 0 and "RAY_AUTH_TOKEN" in result.stderr

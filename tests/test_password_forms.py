@@ -117,3 +117,15 @@ def test_a_study_on_postgresql_records_no_query_password(fresh_postgres_db, tmp_
         engine.dispose()
     assert "password=***" in recorded
     assert real.password not in recorded
+
+
+def test_a_storage_value_that_fails_validation_is_not_echoed(tmp_path, capsys):
+    # a URL written into the wrong key of the storage section: the error names the key, never the value
+    space = tmp_path / "space.yaml"
+    space.write_text(f'study: s\nstorage: {{url: "sqlite:///{tmp_path}/s.db", heartbeat_interval: '
+                     f'"postgresql://u:{SECRET}@h/db"}}\nspace:\n  optim.lr: {{type: float, low: 1.0e-4, high: 1.0e-3}}\n')
+    assert main(["run", str(space), "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    assert "storage.heartbeat_interval" in err and SECRET not in out + err
+    assert main(["run", str(space), "--dry-run", "--set", f"storage.url=[{SECRET}]"]) == 2
+    assert SECRET not in "".join(capsys.readouterr())

@@ -128,10 +128,10 @@ def test_a_two_objective_search_prunes_and_shows_its_pareto_front(ray_session, t
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "vqtune.cli", "dashboard", "--storage", url, "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "VQTUNE_DASHBOARD_TOKEN": "front"})
+                              env={**os.environ, "VQTUNE_DASHBOARD_TOKEN": "front-token"})
 
     def get(path: str, timeout: float):
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": "Token front"})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": "Token front-token"})
         return urllib.request.urlopen(request, timeout=timeout)
 
     try:

@@ -102,13 +102,14 @@ def format_validation_error(
     if first["type"] == "extra_forbidden":
         allowed = sorted(tagged.model_fields) if tagged else _allowed_keys(schema, first["loc"][:-1])
         message = f"unknown key; valid keys here: {', '.join(allowed)}"
-    elif "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], (dict, list)):
+    elif ("input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], (dict, list))
+          and not location.startswith("storage")):  # a storage value may hold a password: never echoed (nor below)
         message = f"{message} (got {first['input']!r})"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     for item in overrides:
         key = item.partition("=")[0].strip()
         if location == key or location.startswith(key + "."):
-            source = f"--set {item}"
+            source = f"--set {key}=..." if key.startswith("storage") else f"--set {item}"
     where = f"{source}: {location}: " if location else f"{source}: "
     return f"{where}{message}{more}"
 
