@@ -132,13 +132,14 @@ def _stage1_config(config: TrainConfig) -> TrainConfig:
     images, latent grid and codebook the prior's codes come from."""
     if config.stages != ("prior",):
         return config
-    from vqtune.train import load_checkpoint  # torch: only for a search over a prior alone
+    from vqtune.train import fields_of, load_checkpoint  # torch: only for a search over a prior alone
 
     checkpoint = config.prior.vqvae_checkpoint
     if not Path(checkpoint).is_file():
         raise ConfigError(f"base.prior.vqvae_checkpoint: {checkpoint} is not a file; train a VQ-VAE first "
                           "(vqtune train) and give its best.pt")
-    stage1 = TrainConfig.model_validate(load_checkpoint(checkpoint)["config"])
+    with fields_of(checkpoint):  # a checkpoint without a config, or with a config no longer valid, is damaged
+        stage1 = TrainConfig.model_validate(load_checkpoint(checkpoint)["config"])
     return stage1.model_copy(update={"prior": config.prior, "seed": config.seed})
 
 

@@ -135,3 +135,16 @@ def test_every_checkpoint_carries_a_digest_and_old_ones_still_load(trained, tmp_
     torch.save(state, old)
     with pytest.raises(CheckpointError, match="damaged checkpoint"):
         load_checkpoint(old)
+
+
+def test_a_prior_search_on_a_checkpoint_without_its_config_is_refused_in_one_line(trained, tmp_path, capsys):
+    state = {k: v for k, v in load_checkpoint(trained / "best.pt").items() if k not in ("config", "digest")}
+    save_checkpoint(tmp_path / "noconfig.pt", **state)  # whole, with its digest, but no config
+    space = tmp_path / "prior.yaml"
+    space.write_text(f"study: p\nobjective: {{metric: val_nll}}\nstorage: sqlite:///{tmp_path}/p.db\n"
+                     f"base: {{prior: {{vqvae_checkpoint: {tmp_path}/noconfig.pt, epochs: 2}}}}\n"
+                     "space:\n  prior.lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n")
+    assert main(["run", str(space), "--dry-run"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "noconfig.pt: damaged checkpoint (no field 'config')" in error
+    assert not (tmp_path / "p.db").exists()
