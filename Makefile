@@ -20,7 +20,9 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 
-# Every figure of BENCHMARKS.md, measured in one run (about 50 min on 2 idle CPU cores); keep the machine idle.
+# Every figure of BENCHMARKS.md, measured in one run (about 50 min on 2 idle CPU cores, estimated from its parts when
+# whole_model.py took 6 of them; pruning two-stage searches by bounds, its last run took 40 min on a busy machine);
+# keep the machine idle.
 bench: $(INSTALLED) fashion-mnist
 	$(PY) benchmarks/train_throughput.py --write BENCHMARKS.md
 	$(PY) benchmarks/trainer_vs_reference.py --profile --write BENCHMARKS.md
