@@ -64,7 +64,7 @@ IMPORT_STATE = textwrap.dedent("""
 
     filters, loggers, verbosity = state()
     import vqtune, vqtune.cli, vqtune.config, vqtune.dashboard, vqtune.data, vqtune.models, vqtune.report
-    import vqtune.study, vqtune.train, vqtune.tune
+    import vqtune.study, vqtune.train, vqtune.tune, vqtune.tune._runner
     after_filters, after_loggers, after_verbosity = state()
     changed = {name: level for name, level in after_loggers.items() if name in loggers and loggers[name] != level}
     print(json.dumps({"filters": after_filters == filters, "loggers": changed,
@@ -128,3 +128,12 @@ def test_dry_run_writes_nothing_and_imports_no_ray(tmp_path):
     # warnings on stderr: the pruner waits 4 epochs of 4; 1 file held out
     assert "pruner median cannot prune" in child.stderr
     assert "the validation split is tiny: 1 file (8 images) of 7" in child.stderr
+
+
+def test_importing_the_search_layer_imports_no_ray_until_the_runner_is_used():
+    """``vqtune.tune`` holds the dry run, which needs no Ray; Ray comes with the first name of the runner."""
+    code = ("import sys, vqtune.tune; before = 'ray' in sys.modules; vqtune.tune.run_study; "
+            "print(before, 'ray' in sys.modules)")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["False", "True"]

@@ -219,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.storage is None and "storage" not in space.model_fields_set and os.environ.get(STORAGE_ENV):
         space = space.model_copy(update={"storage": space.storage.model_copy(update={"url": os.environ[STORAGE_ENV]})})
     if args.dry_run:  # imports no Ray, writes nothing
-        from vqtune.preflight import dry_run
+        from vqtune.tune import dry_run
 
         dry_run(space, args.space, address=args.address, warn=lambda line: print(f"vqtune: warning: {line}",
                                                                                   file=sys.stderr))

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from vqtune.config import PARAM_TYPES, SearchSpace, load_search_space, validate
 from vqtune.data import load_images
 from vqtune.errors import ConfigError, StorageError
-from vqtune.preflight import search_warnings
+from vqtune.tune._plan import search_warnings
 from vqtune.study import (
     best_trial,
     best_trials,

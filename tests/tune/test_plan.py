@@ -6,9 +6,9 @@ from pathlib import Path
 from tests.data.conftest import photo
 from tests.tune.conftest import TINY_BASE, make_space
 from vqtune.config import load_search_space
-from vqtune.preflight import search_warnings
+from vqtune.tune import search_warnings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_codebook_space_with_three_epochs_cannot_prune():
