@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
-from vqtune.study import SERIES_ATTR
+from vqtune.study import PRUNED_BY_ATTR, SERIES_ATTR
 from optuna.visualization import (
     plot_intermediate_values,
     plot_optimization_history,
@@ -60,7 +60,7 @@ def intermediate_values(study: optuna.Study) -> go.Figure:
         figure.add_trace(go.Scatter(
             x=[m[0] for m in marks], y=[m[1] for m in marks], mode="markers", name="pruned here",
             marker={"symbol": "x", "size": 11, "color": STATE_COLORS["PRUNED"]},
-            text=[f"trial {m[2].number}: pruned by {_label(m[2].user_attrs.get('pruned_by', '?'))}" for m in marks],
+            text=[f"trial {m[2].number}: pruned by {_label(m[2].user_attrs.get(PRUNED_BY_ATTR, '?'))}" for m in marks],
             hoverinfo="text",
         ))
     figure.update_layout(title="Intermediate values (x: pruned)")

@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 from vqtune import __version__
 from vqtune import run_dir as rd
 from vqtune.report import _figures as figures
-from vqtune.study import SPACE_ATTR, artifact_store, best_trials, goal_metrics, mask, trials_frame
+from vqtune.study import (ARTIFACT_ERROR_ATTR, PRIOR_WARNING_ATTR, SPACE_ATTR, artifact_store, best_trials,
+                          goal_metrics, mask, trials_frame)
 
 BEST = 5
 
@@ -77,12 +78,12 @@ def _best_trials(study: optuna.Study, frame: pd.DataFrame, storage, store) -> st
     rows = []
     by_number = frame.set_index("number") if not frame.empty else frame
     # trial number -> its prior warning (a line of text from the study: escaped where it is written)
-    warnings = {} if "prior_warning" not in frame else \
-        {int(n): str(w) for n, w in frame[["number", "prior_warning"]].dropna().itertuples(index=False) if w}
+    warnings = {} if PRIOR_WARNING_ATTR not in frame else \
+        {int(n): str(w) for n, w in frame[["number", PRIOR_WARNING_ATTR]].dropna().itertuples(index=False) if w}
     for trial in best:
         params = "<br>".join(f"{html.escape(k)} = {_cell(v)}" for k, v in trial.params.items())
         images = "".join(_image(trial, storage, store, name) for name in (rd.RECONSTRUCTIONS, rd.SAMPLES))
-        missing = trial.user_attrs.get("artifact_error")  # why a picture is not there (a full disk, say)
+        missing = trial.user_attrs.get(ARTIFACT_ERROR_ATTR)  # why a picture is not there (a full disk, say)
         if missing:
             images += f'<p class="artifact-error">not stored: {html.escape(str(missing))}</p>'
         attrs = by_number.loc[trial.number]

@@ -31,7 +31,8 @@ from vqtune.config import SearchSpace, Storage
 from vqtune.errors import ArtifactError, StudyError
 from vqtune.study._artifacts import ArtifactStore, default_artifact_dir
 from vqtune.study._storage import is_sqlite, mask, open_storage
-from vqtune.study._study import SPACE_ATTR, live_trials, load_existing
+from vqtune.study._attrs import RUN_DIR_ATTR, SPACE_ATTR
+from vqtune.study._study import live_trials, load_existing
 
 RAY_DIR = "ray"  # the runner's Ray Tune storage_path under the study's trial root
 STORAGE_PREFIX = "storage-"  # trial_dir/STUDY/storage-DIGEST: one storage's runs of the study
@@ -173,12 +174,12 @@ def _plan_directories(deletion: Deletion, bound: Path, trials: list[optuna.trial
     kept and counted."""
     name = deletion.study_name
     if name in (".", "..") or "/" in name or "\0" in name:  # a name no directory has (an older vqtune's)
-        deletion.not_own = [t.user_attrs["run_dir"] for t in trials if _exists(t.user_attrs.get("run_dir"))]
+        deletion.not_own = [t.user_attrs[RUN_DIR_ATTR] for t in trials if _exists(t.user_attrs.get(RUN_DIR_ATTR))]
         return
     own = trial_root(bound, name, deletion.storage_url)
     study_dir = bound / name
     for trial in trials:
-        recorded = trial.user_attrs.get("run_dir")
+        recorded = trial.user_attrs.get(RUN_DIR_ATTR)
         path = _own_run_dir(bound, trial.number, recorded)
         if path is not None and path.parent == own:
             deletion.directories.append(path)

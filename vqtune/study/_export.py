@@ -10,7 +10,8 @@ from optuna.trial import TrialState
 
 from vqtune.config import PARAM_TYPES, SearchSpace, TrainConfig, describe, validate
 from vqtune.errors import StudyError
-from vqtune.study._study import SPACE_ATTR, best_trials, goal_metrics
+from vqtune.study._attrs import SPACE_ATTR, TRAIN_CONFIG_ATTR
+from vqtune.study._study import best_trials, goal_metrics
 
 
 def trial_train_config(
@@ -45,7 +46,7 @@ def trial_train_config(
         trial = trials[number]
     # The config the trial itself trained with, when it recorded one: the search space may have been
     # edited since. Device and run directory are for the machine that trains it next.
-    recorded_config = trial.user_attrs.get("train_config")
+    recorded_config = trial.user_attrs.get(TRAIN_CONFIG_ATTR)
     if recorded_config is not None:
         config = validate(TrainConfig, recorded_config, f"study {study.study_name}, trial {trial.number}")
     else:

@@ -28,8 +28,8 @@ from optuna.trial import TrialState
 
 from vqtune.config import PerplexityRule, SearchSpace
 from vqtune.errors import ConfigError
+from vqtune.study._attrs import BOUNDS_ATTR
 
-BOUNDS_ATTR = "objective_bounds"  # a trial's user attribute: stage epoch ("vqvae:3") -> Judged, as JSON
 BITS = "val_bits_per_dim"
 DISTORTION = "val_distortion_bits_per_dim"  # its decoder term: the rate term is never below 0
 

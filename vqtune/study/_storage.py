@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from vqtune.config import Storage
 from vqtune.errors import StorageError
+from vqtune.study._attrs import RETRY_OF_ATTR
 
 SQLITE_TIMEOUT_S = 60  # wait this long for a lock: a few writers once per epoch never come close
 EXAMPLES = "sqlite:///studies/vqtune.db or postgresql+psycopg2://user:password@host:5432/db"
@@ -154,7 +155,7 @@ def requeue_once(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
     """
     queued, said = requeue_outcome(study, trial)
     if queued:
-        study.enqueue_trial(_params(trial), user_attrs={"retry_of": trial.number})
+        study.enqueue_trial(_params(trial), user_attrs={RETRY_OF_ATTR: trial.number})
     return said
 
 
@@ -164,12 +165,12 @@ def requeue_outcome(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> tup
     params = _params(trial)
     if not params:
         return False, "it had drawn no parameters, so none were queued again"
-    if trial.params and "retry_of" in trial.user_attrs:
-        return False, (f"its parameters were not queued again: it was the retry of trial {trial.user_attrs['retry_of']}"
-                       f" and a trial is retried once (vqtune trials --study {study.study_name} --unfinished lists "
-                       "parameters no trial finished)")
-    retry = next((t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("retry_of") == trial.number),
-                 None)
+    if trial.params and RETRY_OF_ATTR in trial.user_attrs:
+        return False, (f"its parameters were not queued again: it was the retry of trial "
+                       f"{trial.user_attrs[RETRY_OF_ATTR]} and a trial is retried once (vqtune trials --study "
+                       f"{study.study_name} --unfinished lists parameters no trial finished)")
+    retry = next((t.number for t in study.get_trials(deepcopy=False)
+                  if t.user_attrs.get(RETRY_OF_ATTR) == trial.number), None)
     if retry is not None:
         return False, f"its parameters were queued again already (trial {retry})"
     return True, "its parameters were queued again"

@@ -18,17 +18,11 @@ from optuna.trial import TrialState
 from vqtune import __version__
 from vqtune.config import SearchSpace
 from vqtune.errors import StudyError
+from vqtune.study._attrs import FAIL_REASON_ATTR, RETRY_OF_ATTR, SPACE_ATTR, SPACE_FILE_ATTR, VERSION_ATTR
 from vqtune.study._sampling import build_pruner, build_sampler, study_sampler
 from vqtune.study._storage import check_storage, mask, requeue_once, requeue_outcome
 
 log = logging.getLogger("vqtune.tune")
-
-SPACE_ATTR = "search_space"
-# A trial's every metric per epoch: {"epoch": [1, 2, ...], metric: [value or None, ...]} (6 significant digits;
-# about 300 bytes an epoch, the whole series rewritten each epoch: 30 KB at 100 epochs).
-SERIES_ATTR = "metric_series"
-SPACE_FILE_ATTR = "search_space_file"
-VERSION_ATTR = "vqtune_version"
 
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -106,7 +100,7 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
         try:
             # what becomes of its parameters is said only when known: vqtune's callback says it before it acts
             said = requeue_outcome(study, storage.get_trial(trial_id))[1] if requeue is requeue_once else None
-            storage.set_trial_user_attr(trial_id, "fail_reason", f"{cause}; {said}" if said else cause)
+            storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, f"{cause}; {said}" if said else cause)
             if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:  # ended meanwhile, or failed by another run
@@ -120,7 +114,7 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
 
 def _queued_again(study: optuna.Study, numbers: list[int]) -> str:
     """Which of the trials ``numbers`` have their parameters queued again, in words for a log line."""
-    queued = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+    queued = {t.user_attrs.get(RETRY_OF_ATTR) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
     again = [n for n in numbers if n in queued]
     if len(again) == len(numbers):
         return "their parameters queued again"

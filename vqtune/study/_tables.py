@@ -13,10 +13,8 @@ from optuna.trial import TrialState
 
 from vqtune.config import TrainConfig
 from vqtune.metrics import prior_warning
-from vqtune.study._study import SPACE_ATTR, best_trials, goal_metrics
-
-# Per-trial user attributes that are records, not figures: kept out of the table.
-_BULKY = ("train_config", "traceback", "objective_vectors", "objective_bounds", "metric_series")
+from vqtune.study._attrs import BULKY_ATTRS, PRIOR_WARNING_ATTR, PRUNED_BY_ATTR, SPACE_ATTR, TRAIN_CONFIG_ATTR
+from vqtune.study._study import best_trials, goal_metrics
 
 # Names of trial attributes before vqtune 0.2 took the trainer's metric keys verbatim: a study searched before
 # shows its trials under today's names.
@@ -81,22 +79,22 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if frame.empty:
         return frame
     system = [c for c in frame.columns if c.startswith("system_attrs_")]
-    frame = frame.drop(columns=system + [f"user_attrs_{name}" for name in _BULKY if f"user_attrs_{name}" in frame])
+    frame = frame.drop(columns=system + [f"user_attrs_{name}" for name in BULKY_ATTRS if f"user_attrs_{name}" in frame])
     frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
     for old, new in RENAMED.items():
         if old in frame and new not in frame:
             frame = frame.rename(columns={old: new})
-    if "pruned_by" in frame:
-        frame["pruned_by"] = frame["pruned_by"].replace(RENAMED_PRUNED_BY)
+    if PRUNED_BY_ATTR in frame:
+        frame[PRUNED_BY_ATTR] = frame[PRUNED_BY_ATTR].replace(RENAMED_PRUNED_BY)
     trials = study.get_trials(deepcopy=False)
     if any(t.constraints for t in trials):
         frame["feasible"] = [all(v <= 0 for v in t.constraints.values()) if t.constraints else None for t in trials]
     if multi:
         front = {t.number for t in best_trials(study)}
         frame["pareto"] = [t.number in front for t in trials]
-    warnings = [t.user_attrs.get("prior_warning") or prior_warning(t.user_attrs) for t in trials]
+    warnings = [t.user_attrs.get(PRIOR_WARNING_ATTR) or prior_warning(t.user_attrs) for t in trials]
     if any(warnings):
-        frame["prior_warning"] = warnings
+        frame[PRIOR_WARNING_ATTR] = warnings
     rates = [_rate(t) for t in trials]
     frame["quantizer_kind"] = [r[0] for r in rates]
     frame["codebook_size"] = [r[1] for r in rates]
@@ -108,7 +106,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 def _rate(trial: optuna.trial.FrozenTrial) -> tuple[object, float, float, float]:
     """The trial's quantizer kind, K, latent cells (of every level) and bits per image (NaN where it trains no
     stage 1, or its recorded config no longer validates)."""
-    recorded = trial.user_attrs.get("train_config")
+    recorded = trial.user_attrs.get(TRAIN_CONFIG_ATTR)
     try:
         config = TrainConfig.model_validate(recorded) if recorded else None
     except ValidationError:

@@ -7,6 +7,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from vqtune.study._attrs import FAIL_REASON_ATTR
 from vqtune.study._study import FINISHED_STATES
 
 
@@ -28,13 +29,13 @@ def unfinished_params(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for key, holders in held.items():
         failed = [t for t in holders if t.state == TrialState.FAIL]
-        reason = failed[-1].user_attrs.get("fail_reason") if failed else None
+        reason = failed[-1].user_attrs.get(FAIL_REASON_ATTR) if failed else None
         rows.append({
             **dict(key),
             "trials": [t.number for t in holders],
             "state": holders[-1].state.name,
             "queued": any(t.state == TrialState.WAITING for t in holders),
-            "fail_reason": str(reason).strip().splitlines()[0] if reason and str(reason).strip() else None,
+            FAIL_REASON_ATTR: str(reason).strip().splitlines()[0] if reason and str(reason).strip() else None,
         })
     return pd.DataFrame(rows)
 

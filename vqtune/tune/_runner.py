@@ -25,6 +25,9 @@ from vqtune.data import load_images
 from vqtune.errors import ConfigError, StorageError
 from vqtune.tune._plan import search_warnings
 from vqtune.study import (
+    FAIL_REASON_ATTR,
+    PRUNED_BY_ATTR,
+    RETRY_OF_ATTR,
     best_trial,
     best_trials,
     check_search,
@@ -227,17 +230,17 @@ def none_completed(study: optuna.Study) -> Optional[str]:
     frame = trials_frame(study)  # pruned_by under today's names, for a study of an older vqtune too
     if frame.empty or (frame["state"] == "COMPLETE").any():
         return None
-    retried = set(frame["retry_of"].dropna().astype(int)) if "retry_of" in frame else set()
+    retried = set(frame[RETRY_OF_ATTR].dropna().astype(int)) if RETRY_OF_ATTR in frame else set()
     pruned = frame[frame["state"] == "PRUNED"]
     failed = frame[(frame["state"] == "FAIL") & ~frame["number"].isin(retried)]
     parts = []  # (how many, what became of them: why)
     if len(pruned):
-        rules = pruned.get("pruned_by", pd.Series(None, index=pruned.index, dtype=object))
+        rules = pruned.get(PRUNED_BY_ATTR, pd.Series(None, index=pruned.index, dtype=object))
         labels = rules.map(lambda rule: _PRUNED_BY.get(rule, f"by {rule}" if isinstance(rule, str) else "by no "
                                                        "recorded rule")).value_counts()
         parts.append((len(pruned), "pruned: " + ", ".join(f"{n} {label}" for label, n in labels.items())))
     if len(failed):
-        reasons = failed.get("fail_reason", pd.Series(None, index=failed.index, dtype=object))
+        reasons = failed.get(FAIL_REASON_ATTR, pd.Series(None, index=failed.index, dtype=object))
         # a reason's first line: the rest is detail (a traceback's, an error's own)
         reasons = reasons.map(lambda r: str(r).strip().splitlines()[0][:200] if isinstance(r, str) and r.strip()
                               else "no reason recorded").value_counts()
@@ -317,7 +320,7 @@ class _StopWhenDiskFull(tune.Callback, Stopper):
         if self.error is not None:
             return
         frozen = self.storage.get_trial(trial.config["trial_id"])
-        reason = str(frozen.user_attrs.get("fail_reason", ""))
+        reason = str(frozen.user_attrs.get(FAIL_REASON_ATTR, ""))
         if frozen.state != optuna.trial.TrialState.FAIL or not any(marker in reason for marker in _FULL):
             return
         said = requeue_once(self.study, frozen)

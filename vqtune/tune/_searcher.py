@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from vqtune.config import SearchSpace
-from vqtune.study import FINISHED_STATES, count_states, fail_stale_trials, grid_points, suggest
+from vqtune.study import (FAIL_REASON_ATTR, FINISHED_STATES, RETRY_OF_ATTR, count_states, fail_stale_trials,
+                          grid_points, suggest)
 
 log = logging.getLogger("vqtune.tune")
 
@@ -97,7 +98,7 @@ class StudySearcher(Searcher):
             # Ray ran it again (resources.max_restarts); vqtune does not queue it once more
             reason += (f"; its parameters were not queued again (vqtune trials --study {self.study.study_name} "
                        "--unfinished lists parameters no trial finished)")
-            self.storage.set_trial_user_attr(optuna_id, "fail_reason", reason)
+            self.storage.set_trial_user_attr(optuna_id, FAIL_REASON_ATTR, reason)
             self.study.tell(number, state=TrialState.FAIL)
             frozen = self.storage.get_trial(optuna_id)
         if frozen.state == TrialState.FAIL:
@@ -125,10 +126,10 @@ class StudySearcher(Searcher):
             # as stale by the next run, which finds its retry queued (requeue_once); the other order could
             # leave it FAIL with its parameters queued nowhere.
             try:
-                self.storage.set_trial_user_attr(optuna_id, "fail_reason", "the search was interrupted")
+                self.storage.set_trial_user_attr(optuna_id, FAIL_REASON_ATTR, "the search was interrupted")
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # its worker told it meanwhile
-            self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
+            self.study.enqueue_trial(frozen.params, user_attrs={RETRY_OF_ATTR: frozen.number})
             try:
                 told = self.study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
             except optuna.exceptions.UpdateFinishedTrialError:
@@ -138,8 +139,8 @@ class StudySearcher(Searcher):
 
     def _withdraw_retry_of(self, number: int) -> None:
         for waiting in self.storage.get_all_trials(self.study_id, states=(TrialState.WAITING,)):
-            if waiting.user_attrs.get("retry_of") == number:
-                self.storage.set_trial_user_attr(waiting._trial_id, "fail_reason",
+            if waiting.user_attrs.get(RETRY_OF_ATTR) == number:
+                self.storage.set_trial_user_attr(waiting._trial_id, FAIL_REASON_ATTR,
                                                  f"not needed: trial {number} finished after all")
                 self.storage.set_trial_state_values(waiting._trial_id, TrialState.FAIL)
 

@@ -20,15 +20,17 @@ from vqtune.config import SearchSpace, TrainConfig
 from vqtune.errors import VqtuneError
 from vqtune.metrics import METRICS, prior_warning
 from vqtune import run_dir as rd
-from vqtune.study import (BOUNDS_ATTR, SERIES_ATTR, ArtifactStore, artifact_store, build_pruner, codebook_collapsed,
-                          objective_bounds, open_storage, pruning_rule, rule_prunes, stage_key, violation_of)
+from vqtune.study import (ARTIFACT_ERROR_ATTR, BOUNDS_ATTR, EPOCHS_ATTR, FAIL_REASON_ATTR, PRIOR_WARNING_ATTR,
+                          PRUNED_BY_ATTR, PRUNED_EPOCH_ATTR, RESTARTS_ATTR, RUN_DIR_ATTR, SERIES_ATTR, TRACEBACK_ATTR,
+                          TRAIN_CONFIG_ATTR, VECTORS_ATTR, ArtifactStore, artifact_store, build_pruner,
+                          codebook_collapsed, objective_bounds, open_storage, pruning_rule, rule_prunes, stage_key,
+                          violation_of)
 from vqtune.train import Reporter, RunInfo, fit, sample_images
 from vqtune.tune._artifacts import curves_image, upload_trial_artifacts
 
 # pruned_by: which rule stopped a trial
 PRUNED_BY_PRUNER = "pruner"  # the study's pruner, on the objective
 PRUNED_BY_PERPLEXITY = "perplexity"  # the codebook collapsed
-VECTORS_ATTR = "objective_vectors"  # a multi-objective trial's objectives per epoch
 SAMPLES = 64  # prior samples a trial that trains a prior draws, timed, for its artifacts and sample_seconds
 
 
@@ -77,8 +79,8 @@ class StudyReporter(Reporter):
         # Where the run is written, before any epoch: a worker that dies now is resumed there by its restart.
         self.run_dir = Path(info.run_dir)
         self.stage = info.stage
-        if self.trial.user_attrs.get("run_dir") != str(info.run_dir):
-            self.trial.set_user_attr("run_dir", str(info.run_dir))
+        if self.trial.user_attrs.get(RUN_DIR_ATTR) != str(info.run_dir):
+            self.trial.set_user_attr(RUN_DIR_ATTR, str(info.run_dir))
 
     def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
         self.final.update(metrics)
@@ -129,7 +131,7 @@ class StudyReporter(Reporter):
                 if path.exists():
                     self.store.upload(self.trial, path)
         except OSError as exc:
-            self.trial.set_user_attr("artifact_error", str(exc)[:500])
+            self.trial.set_user_attr(ARTIFACT_ERROR_ATTR, str(exc)[:500])
 
     def _prune(self, epoch: int, metrics: Mapping[str, float], values: list[float]) -> bool:
         """Record the epoch and ask whether the study's rule prunes (never at the trial's last epoch)."""
@@ -181,21 +183,21 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
         train_config = space.trial_config(config["params"]).model_copy(
             update={"device": device, "run_dir": Path(config["run_dir"])}
         )
-        trial.set_user_attr("train_config", train_config.model_dump(mode="json"))  # what export hands back
+        trial.set_user_attr(TRAIN_CONFIG_ATTR, train_config.model_dump(mode="json"))  # what export hands back
         stored = storage.get_trial(trial_id)
         store = artifact_store(Path(config["artifact_dir"]))
         reporter = StudyReporter(trial, study, space, train_config, stored, store)
         # Ray runs a trial again when its worker process died (FailureConfig): the Optuna trial is still
         # RUNNING, and the run directory its first attempt recorded holds the checkpoint of its last epoch.
-        previous = stored.user_attrs.get("run_dir")
+        previous = stored.user_attrs.get(RUN_DIR_ATTR)
         if previous is not None:
-            trial.set_user_attr("restarts", trial.user_attrs.get("restarts", 0) + 1)
+            trial.set_user_attr(RESTARTS_ATTR, trial.user_attrs.get(RESTARTS_ATTR, 0) + 1)
             train_config = train_config.model_copy(update={"run_dir": Path(previous)})
         result = fit(train_config, reporter, resume=previous is not None)
     except Exception as exc:  # every failure ends the trial as FAIL with its reason; the search goes on
-        trial.set_user_attr("fail_reason", _fail_reason(exc, train_config)[:2000])
+        trial.set_user_attr(FAIL_REASON_ATTR, _fail_reason(exc, train_config)[:2000])
         if not isinstance(exc, VqtuneError):
-            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+            trial.set_user_attr(TRACEBACK_ATTR, traceback.format_exc()[-4000:])
         _final_attrs(trial, reporter.final if reporter else {}, epochs=reporter.reported if reporter else 0)
         study.tell(trial, state=TrialState.FAIL)
     if result is None:
@@ -211,7 +213,7 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
     _final_attrs(trial, final, epochs=len(result.history))
     warning = prior_warning(final)
     if warning:  # shown with the trial's attributes in the dashboard, the trials table and the report
-        trial.set_user_attr("prior_warning", warning)
+        trial.set_user_attr(PRIOR_WARNING_ATTR, warning)
     for constraint in space.constraints:
         if final.get(constraint.metric) is not None:  # a value that is not finite violates it
             trial.set_constraint(str(constraint), violation_of(constraint, float(final[constraint.metric])))
@@ -222,10 +224,10 @@ def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
             stages["trial"] = {"metrics": ["sample_seconds"]}
         upload_trial_artifacts(trial, store, result.run_dir, final, "PRUNED" if pruned else "COMPLETE", stages)
     except OSError as exc:  # the trial's result stands without its pictures
-        trial.set_user_attr("artifact_error", str(exc)[:500])
+        trial.set_user_attr(ARTIFACT_ERROR_ATTR, str(exc)[:500])
     if pruned:
-        trial.set_user_attr("pruned_by", reporter.pruned_by)
-        trial.set_user_attr("pruned_epoch", reporter.pruned_epoch)
+        trial.set_user_attr(PRUNED_BY_ATTR, reporter.pruned_by)
+        trial.set_user_attr(PRUNED_EPOCH_ATTR, reporter.pruned_epoch)
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, [float(final[goal.metric]) for goal in space.goals])
@@ -267,7 +269,7 @@ def _worker_storage(storage) -> optuna.storages.RDBStorage:
 
 def _final_attrs(trial: optuna.Trial, metrics: Mapping[str, Any], epochs: int) -> None:
     """The trial's final metrics as user attributes, under the trainer's own names (``epochs``: how many ran)."""
-    trial.set_user_attr("epochs", epochs)
+    trial.set_user_attr(EPOCHS_ATTR, epochs)
     for name, value in metrics.items():
         if name in METRICS and name != "epoch" and value is not None and math.isfinite(value):
             trial.set_user_attr(name, float(value))
