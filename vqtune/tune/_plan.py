@@ -21,6 +21,7 @@ from vqtune.config import CategoricalParam, FloatParam, SearchSpace, TrainConfig
 from vqtune.data import SplitSizes, split_sizes
 from vqtune.errors import ConfigError, StorageError, VqtuneError
 from vqtune.study import check_search, count_states, enabled, is_sqlite, mask, open_storage
+from vqtune.tune._resources import trial_resources
 
 # A validation split below either figure ranks trials on too little to trust: the objective of every trial is
 # measured on these few photographs (files), so a search tunes to them. Fashion-MNIST's test split passes.
@@ -169,8 +170,8 @@ def _corner_configs(space: SearchSpace, cost_only: bool = False,
     found = False
     for combination in combinations:
         values = dict(zip(keys, combination))
-        active = {k: v for k, v in values.items()
-                  if all(values.get(other) in allowed for other, allowed in (space.space[k].when or {}).items())}
+        on = enabled(space, values)
+        active = {k: v for k, v in values.items() if k in on}  # in file order
         try:
             yield space.trial_config(active)
             found = True
@@ -270,13 +271,7 @@ def _local_resources(space: SearchSpace) -> tuple[float, float, int, int, Option
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    cpu, gpu = space.resources.cpu, space.resources.gpu
-    if gpu == "auto":
-        gpu = 1.0 / space.resources.trials_per_gpu if gpus else 0.0
-    if cpu > cpus:
-        raise ConfigError(f"resources.cpu: {cpu:g} CPUs per trial, but this machine has {cpus}; lower resources.cpu")
-    if gpu > gpus:
-        raise ConfigError(f"resources.gpu: {gpu:g} GPUs per trial, but this machine has {gpus}; use gpu: auto or 0")
+    cpu, gpu = trial_resources(space, cpus, gpus, "this machine has")
     limits = [math.floor(cpus / cpu + 1e-9)] + ([math.floor(gpus / gpu + 1e-9)] if gpu else [])
     if space.max_concurrent:
         limits.append(space.max_concurrent)

@@ -44,6 +44,7 @@ from vqtune.study import (
 )
 from vqtune.train import encode_dataset
 from vqtune.tune._live import LiveView, render
+from vqtune.tune._resources import trial_resources
 from vqtune.tune._searcher import StudySearcher
 from vqtune.tune._tensorboard import tensorboard_callbacks
 from vqtune.tune._trial import PRUNED_BY_PERPLEXITY, PRUNED_BY_PRUNER, run_trial
@@ -404,23 +405,11 @@ def unwritable(path: Path) -> Optional[str]:
 
 
 def _trial_resources(space: SearchSpace, ray) -> tuple[float, float]:
-    """CPUs and GPUs per trial; ``gpu: auto`` is 1/trials_per_gpu where the cluster has GPUs, else none.
-
-    A trial that asks for more than any node has would wait forever: that is refused here instead.
-    """
+    """CPUs and GPUs per trial on the nodes of the Ray cluster (:func:`~vqtune.tune._resources.trial_resources`)."""
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
     most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
-    cpu, gpu = space.resources.cpu, space.resources.gpu
-    if gpu == "auto":
-        gpu = 1.0 / space.resources.trials_per_gpu if most_gpus > 0 else 0.0
-    if cpu > most_cpus:
-        raise ConfigError(f"resources.cpu: {cpu:g} CPUs per trial, but no Ray node has more than {most_cpus:g}; "
-                          "lower resources.cpu")
-    if gpu > most_gpus:
-        raise ConfigError(f"resources.gpu: {gpu:g} GPUs per trial, but no Ray node has more than {most_gpus:g}; "
-                          "use gpu: auto or 0")
-    return cpu, gpu
+    return trial_resources(space, most_cpus, most_gpus, "no Ray node has more than")
 
 
 def _absolute_paths(space: SearchSpace) -> SearchSpace:

@@ -21,6 +21,7 @@ from ray.tune.search import Searcher
 from vqtune.config import SearchSpace
 from vqtune.study import (FAIL_REASON_ATTR, FINISHED_STATES, RETRY_OF_ATTR, count_states, fail_stale_trials,
                           grid_points, suggest)
+from vqtune.tune._trial import TrialConfig
 
 log = logging.getLogger("vqtune.tune")
 
@@ -54,7 +55,7 @@ class StudySearcher(Searcher):
         self._heartbeat = threading.Thread(target=self._beat, name="vqtune-heartbeat", daemon=True)
         self._heartbeat.start()
 
-    def suggest(self, trial_id: str) -> Optional[dict]:
+    def suggest(self, trial_id: str) -> Optional[TrialConfig]:
         # Ray asks again at every turn of its loop while we answer "not now"; spare the database.
         if time.monotonic() < self._quiet_until:
             return None
@@ -77,13 +78,9 @@ class StudySearcher(Searcher):
         with self._lock:
             self.in_flight[trial_id] = optuna_id
             self.numbers[trial_id] = trial.number
-        return {
-            "trial_id": optuna_id,
-            "number": trial.number,
-            "params": params,
-            "run_dir": str(self.trial_root / f"trial-{trial.number:04d}"),
-            "artifact_dir": str(self.artifact_dir),
-        }
+        return TrialConfig(trial_id=optuna_id, number=trial.number, params=params,
+                           run_dir=str(self.trial_root / f"trial-{trial.number:04d}"),
+                           artifact_dir=str(self.artifact_dir))
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypedDict
 
 import optuna
 import ray
@@ -32,6 +32,17 @@ from vqtune.tune._artifacts import curves_image, upload_trial_artifacts
 PRUNED_BY_PRUNER = "pruner"  # the study's pruner, on the objective
 PRUNED_BY_PERPLEXITY = "perplexity"  # the codebook collapsed
 SAMPLES = 64  # prior samples a trial that trains a prior draws, timed, for its artifacts and sample_seconds
+
+
+class TrialConfig(TypedDict):
+    """What the driver hands each Ray trial (Ray's trial ``config``, a plain dict): which Optuna trial to run,
+    with the parameters the study drew for it, and where to write."""
+
+    trial_id: int  # the Optuna trial's storage id
+    number: int  # its number in the study
+    params: dict[str, Any]  # the parameters by config key (``SearchSpace.trial_config`` builds the config)
+    run_dir: str  # its run directory (a restarted trial resumes in the one it recorded instead)
+    artifact_dir: str  # the artifact store its pictures are uploaded to
 
 
 class StudyReporter(Reporter):
@@ -154,8 +165,8 @@ class StudyReporter(Reporter):
         return rule_prunes(self.rule, self.study, self.trial.number, self.bounds, key, epoch, self.signs)
 
 
-def run_trial(config: dict, *, space: SearchSpace, study_name: str) -> None:
-    """The Ray trainable. ``config`` holds the Optuna ``trial_id`` and ``params`` chosen by the driver."""
+def run_trial(config: TrialConfig, *, space: SearchSpace, study_name: str) -> None:
+    """The Ray trainable. ``config`` names the Optuna trial and holds the ``params`` the driver chose."""
     storage = _worker_storage(space.storage)
     # Workers report and tell; only the driver samples, so a plain sampler stands in for the file's one
     # (a grid sampler would try to stop the study from inside tell).
