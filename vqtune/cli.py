@@ -1,11 +1,11 @@
-"""Command line: parse arguments, call one function, turn a VqtuneError into one line and exit status 2."""
+"""Command line: parse arguments, call one function, turn a VqtuneError into one line and exit status 2.
+
+What the commands print (tables, JSON, CSV) is rendered by :mod:`vqtune._render`."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import os
 import shlex
 import sys
@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from rich.console import Console
-from rich.text import Text
 
 from vqtune import __version__
+from vqtune._render import FORMATS, print_frame, print_summary, print_trials_table
 from vqtune.config import DEFAULT_STORAGE, SearchSpace, Storage
+from vqtune.errors import VqtuneError
 
 # Where a storage URL comes from when --storage is not given (and, for vqtune run, the file names none): an
 # environment variable keeps a PostgreSQL password out of command lines (ps, docker-compose's commands).
@@ -25,7 +26,7 @@ STORAGE_HELP = f"study database (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE}
 # Exit statuses besides 0: 2 bad input (a VqtuneError), 130 interrupted, and this one: vqtune run ended with every
 # trial of its study pruned or failed, so it has nothing to hand on.
 NONE_COMPLETED = 3
-from vqtune.errors import VqtuneError
+ARTIFACT_DIR_HELP = "default: artifacts/ next to a SQLite database, else studies/artifacts"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -54,20 +55,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vqtune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     # Every command takes --debug after its name too; SUPPRESS keeps one given before the name.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
-    output = argparse.ArgumentParser(add_help=False)
-    output.add_argument("--format", choices=FORMATS, default="table",
-                        help="table (default), json (one document) or csv, on stdout")
+    common = _option("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
+    output = _option("--format", choices=FORMATS, default="table",
+                     help="table (default), json (one document) or csv, on stdout")
+    # The options several commands share, each declared once (_storage, _study and the parents below).
+    storage, study, required_study = _storage(STORAGE_HELP), _study(help="the study"), _study(required=True)
+    # report and trials still take the study as their first argument, deprecated
+    positional_study = _option("study_positional", nargs="?", metavar="STUDY", help="deprecated: use --study")
+    config_file = _option("config", nargs="?", type=Path, help="training config YAML (default: built-in defaults)")
+    artifact_dir = _option("--artifact-dir", type=Path, help=ARTIFACT_DIR_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = _adder(commands, common)
 
     train = add(
-        "train", help="train a VQ-VAE, and its prior with a prior: section (defaults: bundled photos)"
+        "train", parents=[config_file],
+        help="train a VQ-VAE, and its prior with a prior: section (defaults: bundled photos)"
     )
-    train.add_argument("config", nargs="?", type=Path, help="training config YAML (default: built-in defaults)")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set model.codebook_size=256 (repeatable)")
+    _overrides(train, "override a config key, e.g. --set model.codebook_size=256 (repeatable)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue a run from its last checkpoint (its config.yaml, plus any --set)")
     train.set_defaults(func=_train)
@@ -81,25 +85,22 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--output", type=Path, required=True, metavar="PNG")
     sample.set_defaults(func=_sample)
 
-    show = add("config", help="print a training config, resolved and commented, as YAML")
-    show.add_argument("config", nargs="?", type=Path, help="training config YAML (default: built-in defaults)")
-    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a config key (repeatable)")
+    show = add("config", parents=[config_file], help="print a training config, resolved and commented, as YAML")
+    _overrides(show, "override a config key (repeatable)")
     show.set_defaults(func=_config)
 
-    run = add("run", parents=[output],
+    # --storage and --study as for the other commands, but what the search-space file names comes first
+    run = add("run", parents=[output, _storage(f"study database (default: the file's storage, else ${STORAGE_ENV}, "
+                                               f"else {DEFAULT_STORAGE})"),
+                              _study(help="study name (default: the file's)")],
               help="search hyperparameters: Ray Tune trials over an Optuna search space")
     run.add_argument("space", type=Path, help="search-space YAML, e.g. search_spaces/quick.yaml")
-    run.add_argument("--storage", metavar="URL", help="study database (default: the file's storage, else "
-                     f"${STORAGE_ENV}, else {DEFAULT_STORAGE})")
-    run.add_argument("--study", metavar="NAME", help="study name (default: the file's)")
     run.add_argument("--n-trials", type=int, metavar="N", help="finished trials to reach (default: the file's)")
     run.add_argument("--address", metavar="RAY_ADDRESS", help="an existing Ray cluster: auto, HOST:PORT or "
                      "ray://HOST:10001 (default: $RAY_ADDRESS, else a local session)")
     run.add_argument("--allow-sqlite", action="store_true", help="use a SQLite storage on a Ray cluster of "
                      "several nodes (only when they all share its file system)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a key of the search-space file, e.g. --set base.optim.epochs=3")
+    _overrides(run, "override a key of the search-space file, e.g. --set base.optim.epochs=3")
     run.add_argument("--verbose", action="store_true", help="show Ray's own tables and logs")
     run.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event files (the same as "
                      "--set tensorboard=false)")
@@ -107,24 +108,20 @@ def _parser() -> argparse.ArgumentParser:
                      "resources, study and a time estimate; run and write nothing")
     run.set_defaults(func=_run)
 
-    export = add("export", help="write a trial of a study (the best by default) as a train config")
-    export.add_argument("--study", required=True, metavar="NAME")
-    export.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    export = add("export", parents=[required_study, storage],
+                 help="write a trial of a study (the best by default) as a train config")
     export.add_argument("--trial", type=int, metavar="N", help="trial number (default: the best complete trial)")
     export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     export.set_defaults(func=_export)
 
-    studies = add("studies", parents=[output], help="list the studies of a storage")
-    studies.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    studies = add("studies", parents=[output, storage], help="list the studies of a storage")
     studies.set_defaults(func=_studies)
 
-    dashboard = add("dashboard", help="optuna-dashboard on a storage, with the trials' artifacts")
-    dashboard.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    dashboard = add("dashboard", parents=[storage, artifact_dir],
+                    help="optuna-dashboard on a storage, with the trials' artifacts")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine "
                            "only; 0.0.0.0 opens it to the network)")
     dashboard.add_argument("--port", type=int, default=8080)
-    dashboard.add_argument("--artifact-dir", type=Path, help="default: artifacts/ next to a SQLite database, "
-                           "else studies/artifacts")
     dashboard.add_argument("--token", help="the secret the URL must carry (default: $VQTUNE_DASHBOARD_TOKEN, else a "
                            "random one each start; other users can read a command line, not the environment)")
     dashboard.add_argument("--allow-host", dest="allowed_hosts", action="append", default=[], metavar="NAME",
@@ -134,30 +131,23 @@ def _parser() -> argparse.ArgumentParser:
                            "rename, tell, notes (default: read-only)")
     dashboard.set_defaults(func=_dashboard)
 
-    report = add("report", help="write a self-contained HTML report of a study (and its table)")
-    report.add_argument("study_positional", nargs="?", metavar="STUDY", help="deprecated: use --study")
-    report.add_argument("--study", metavar="NAME", help="the study")
-    report.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    report = add("report", parents=[positional_study, study, storage, artifact_dir],
+                 help="write a self-contained HTML report of a study (and its table)")
     report.add_argument("-o", "--output", type=Path, required=True, metavar="HTML")
     report.add_argument("--csv", type=Path, metavar="FILE", help="also write the trials table as CSV")
     report.add_argument("--parquet", type=Path, metavar="FILE", help="also write the trials table as Parquet")
-    report.add_argument("--artifact-dir", type=Path, help="default: artifacts/ next to a SQLite database, "
-                        "else studies/artifacts")
     report.set_defaults(func=_report)
 
-    trials = add("trials", parents=[output], help="list the trials of a study (json, csv: every column)")
-    trials.add_argument("study_positional", nargs="?", metavar="STUDY", help="deprecated: use --study")
-    trials.add_argument("--study", metavar="NAME", help="the study")
-    trials.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    trials = add("trials", parents=[positional_study, output, study, storage],
+                 help="list the trials of a study (json, csv: every column)")
     trials.add_argument("--unfinished", action="store_true", help="list instead the parameter sets drawn that no "
                         "trial finished (failed and not queued again, queued, or running), with their trials")
     trials.set_defaults(func=_trials)
 
-    delete = add("delete", help="delete a study, its trials' run directories and its artifacts (asks first)")
-    delete.add_argument("--study", required=True, metavar="NAME")
-    delete.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    delete = add("delete", parents=[required_study, storage],
+                 help="delete a study, its trials' run directories and its artifacts (asks first)")
     delete.add_argument("--artifact-dir", type=Path, help="the artifact store to remove the study's files from "
-                        "(default: artifacts/ next to a SQLite database, else studies/artifacts)")
+                        f"({ARTIFACT_DIR_HELP})")
     delete.add_argument("--trial-dir", type=Path, help="the trial_dir its run directories lie in (default: the "
                         "study's recorded trial_dir)")
     delete.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
@@ -165,13 +155,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-FORMATS = ("table", "json", "csv")
-
-
 def _adder(commands, common: argparse.ArgumentParser):
     def add(name: str, *, parents=(), **kwargs) -> argparse.ArgumentParser:
         return commands.add_parser(name, parents=[common, *parents], **kwargs)
     return add
+
+
+def _option(*names: str, **kwargs) -> argparse.ArgumentParser:
+    """A parent parser (``parents=``) holding one argument, for the commands that share it."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(*names, **kwargs)
+    return parent
+
+
+def _storage(help: str) -> argparse.ArgumentParser:
+    """``--storage URL``: where its default comes from is the only thing that differs between commands."""
+    return _option("--storage", metavar="URL", help=help)
+
+
+def _study(**kwargs) -> argparse.ArgumentParser:
+    """``--study NAME``: required by some commands, defaulted by the search-space file for ``run``."""
+    return _option("--study", metavar="NAME", **kwargs)
+
+
+def _overrides(command: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable): what it overrides is the command's own."""
+    command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def _study_name(args: argparse.Namespace) -> None:
@@ -231,7 +240,7 @@ def _run(args: argparse.Namespace) -> int:
     result = run_study(space, space_file=args.space, address=args.address, allow_sqlite=args.allow_sqlite,
                        verbose=args.verbose, console=console)
     summary = _run_summary(space, result)
-    _print_summary(summary, space, result, args.format)
+    print_summary(summary, result, args.format)
     if result.interrupted:
         console.print("interrupted: the trials in flight were stopped and queued again; the same command "
                       "continues the search", soft_wrap=True)
@@ -272,36 +281,6 @@ def _run_summary(space, result) -> dict:
     }
 
 
-def _print_summary(summary: dict, space, result, form: str) -> None:
-    """The summary on stdout: a few lines (table), one JSON document, or the best / Pareto trials as CSV."""
-    if form == "json":  # floats in full; NaN and inf as null
-        print(json.dumps(_finite(summary), allow_nan=False))
-        return
-    if form == "csv":
-        import pandas as pd
-
-        metrics = summary["metrics"]
-        rows = [{"number": t.number, **dict(zip(metrics, t.values)), **t.params} for t in result.pareto]
-        pd.DataFrame(rows, columns=["number", *metrics] if not rows else None).to_csv(sys.stdout, index=False)
-        return
-    counts = ", ".join(f"{n} {state}" for state, n in summary["counts"].items() if n)
-    lines = [f"study {summary['study']} in {summary['storage']}: {counts or 'no trials'}"]
-    if summary["pareto"]:
-        lines.append(f"Pareto front ({' / '.join(summary['metrics'])}), {len(summary['pareto'])} trials:")
-        for trial in summary["pareto"]:
-            values = " / ".join(f"{v:.6g}" for v in trial["values"])
-            params = ", ".join(f"{k}={v}" for k, v in trial["params"].items())
-            lines.append(f"  trial {trial['number']}: {values}  {params}")
-    elif summary["best"]:
-        best = summary["best"]
-        lines.append(f"best: trial {best['number']}, {summary['metrics'][0]} {best['value']:.6g}")
-        lines += [f"  {key}: {value}" for key, value in best["params"].items()]
-    if result.pareto:
-        lines.append("next:")
-        lines += [f"  {command}" for command in summary["next"]]
-    print("\n".join(lines), flush=True)
-
-
 def _export(args: argparse.Namespace) -> int:
     from vqtune.study import export_config, load_existing, open_storage
 
@@ -314,11 +293,8 @@ def _export(args: argparse.Namespace) -> int:
 def _studies(args: argparse.Namespace) -> int:
     from vqtune.study import open_storage, studies_table
 
-    _print_frame(studies_table(open_storage(Storage(url=args.storage), create=False)), "no studies", args.format)
+    print_frame(studies_table(open_storage(Storage(url=args.storage), create=False)), "no studies", args.format)
     return 0
-
-
-PRIOR_LINES = 10  # trials whose prior warning `vqtune trials` prints under its table, at most
 
 
 def _trials(args: argparse.Namespace) -> int:
@@ -328,29 +304,17 @@ def _trials(args: argparse.Namespace) -> int:
     if args.unfinished:
         from vqtune.study import unfinished_params
 
-        _print_frame(unfinished_params(study), "no parameters left unfinished: a trial finished each set drawn",
+        print_frame(unfinished_params(study), "no parameters left unfinished: a trial finished each set drawn",
                      args.format)
         return 0
     frame = trials_frame(study)
     if args.format != "table":  # scripts get every column, as report --csv writes them
-        _print_frame(frame, "no trials", args.format)
+        print_frame(frame, "no trials", args.format)
         return 0
-    params = sorted({k for t in study.get_trials(deepcopy=False) for k in t.params})
     recorded = study.user_attrs.get(SPACE_ATTR)
     # A multi-objective study: each objective under its metric's name, and which trials are Pareto-optimal.
     values = goal_metrics(recorded) if recorded and len(study.directions) > 1 else ["value"]
-    columns = ["number", "state", *values, "pareto", "feasible", *params, "pruned_by", "epochs", "val_perplexity",
-               "val_active_codes", "codebook_size", "prior", "fail_reason"]
-    # A prior worse than the unigram one: "worse" in a narrow column, and its line (too long for a cell) below.
-    warned = frame[["number", "prior_warning"]].dropna() if "prior_warning" in frame else frame.iloc[0:0]
-    if len(warned):
-        frame = frame.assign(prior=frame["prior_warning"].notna().map({True: "worse", False: None}))
-    _print_frame(frame.reindex(columns=[c for c in columns if c in frame.columns]), "no trials")
-    for number, warning in list(warned.itertuples(index=False))[:PRIOR_LINES]:
-        print(f"trial {number}: {warning}")
-    if len(warned) > PRIOR_LINES:
-        print(f"... and {len(warned) - PRIOR_LINES} more trials whose prior is worse than the unigram prior "
-              f"(vqtune trials --study {shlex.quote(args.study)} --format csv: column prior_warning)")
+    print_trials_table(frame, study, values, args.study)
     return 0
 
 
@@ -401,40 +365,6 @@ def _delete(args: argparse.Namespace) -> int:
         print(f"kept {root}: it still holds {', '.join(repr(p.name) for p in held[:5])}"
               f"{f' and {len(held) - 5} more' if len(held) > 5 else ''}", file=sys.stderr)
     return 0
-
-
-def _print_frame(frame, empty: str, form: str = "table") -> None:
-    from rich.table import Table
-
-    if form == "json":  # NaN and inf as null, timestamps as ISO strings
-        print(frame.to_json(orient="records", date_format="iso", double_precision=15))
-        return
-    if form == "csv":
-        frame.to_csv(sys.stdout, index=False)
-        return
-    if frame.empty:
-        print(empty)
-        return
-    table = Table(box=None, header_style="bold")
-    # Cells and headers are Text: a name or value read from a database is printed as it is, never as markup.
-    for column in frame.columns:
-        table.add_column(Text(str(column)), justify="right" if frame[column].dtype.kind in "if" else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(Text("" if _missing(v) else f"{v:.5g}" if isinstance(v, float) else str(v)) for v in row))
-    Console(width=max(240, Console().width)).print(table)  # a wide table beats truncated columns
-
-
-def _finite(value):
-    """``value`` with every NaN or infinite float (a diverged trial's) replaced by None, for JSON."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -7,8 +7,10 @@ from vqtune.config import SearchSpace
 from vqtune.errors import ConfigError
 
 
-def trial_resources(space: SearchSpace, most_cpus: float, most_gpus: float, where: str) -> tuple[float, float]:
-    """CPUs and GPUs per trial of ``space.resources``; ``gpu: auto`` is 1/trials_per_gpu where there are GPUs, else none.
+def trial_resources(space: SearchSpace, most_cpus: float, most_gpus: float,
+                    where: str) -> tuple[float, float]:
+    """CPUs and GPUs per trial of ``space.resources``; ``gpu: auto`` is 1/trials_per_gpu where there are GPUs,
+    else none.
 
     ``most_cpus`` and ``most_gpus`` are what the largest node has; a trial that asks for more would wait for
     ever, so that is refused, the message saying ``where`` (``"no Ray node has more than"``, ``"this machine
