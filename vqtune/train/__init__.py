@@ -2,7 +2,7 @@
 them; sampling. Talks to the outside only through a :class:`Reporter`; imports neither Ray nor Optuna."""
 
 from vqtune.train._build import build_model, load_vqvae, resolve_device
-from vqtune.train._checkpoint import CHECKPOINT_FORMAT, fields_of, load_checkpoint, save_checkpoint
+from vqtune.train._checkpoint import CHECKPOINT_FORMAT, PriorFields, fields_of, load_checkpoint, save_checkpoint
 from vqtune.train._codes import Codes, encode_dataset
 from vqtune.train._fit import FitResult, fit
 from vqtune.train._bound import bits_per_dim, discretized_gaussian_nats, unigram_code_nats
@@ -16,6 +16,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "Codes",
     "FitResult",
+    "PriorFields",
     "ProgressReporter",
     "Reporter",
     "RunInfo",

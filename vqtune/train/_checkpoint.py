@@ -12,7 +12,7 @@ import pickle
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypedDict
 
 import torch
 
@@ -25,6 +25,21 @@ CHECKPOINT_FORMAT = 1
 log = logging.getLogger("vqtune.train")
 
 _FIX = "use another checkpoint of the run (best.pt or last.pt) or train again"
+
+
+class _PriorFields(TypedDict):
+    prior: dict  # the PriorConfig it was trained with, as JSON
+    vqvae_checkpoint: str  # the stage-1 checkpoint whose codes it models (an absolute path)
+    codebook_size: int  # K of those codes
+    grid: list[int]  # the (bottom) code grid, [height, width]
+
+
+class PriorFields(_PriorFields, total=False):
+    """What a stage-2 (prior) checkpoint holds besides config, epoch, model, optimizer and metrics, under these
+    keys on disk; ``top_grid`` and ``top_downsample`` only for a two-level model."""
+
+    top_grid: list[int]  # the top code grid, [height, width]
+    top_downsample: int  # the halvings between the top grid and the bottom one
 
 
 def save_checkpoint(path: Path, **content: Any) -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from vqtune import run_dir as rd
 from vqtune.config import PriorConfig, TrainConfig
 from vqtune.models import GatedPixelCNN, TwoLevelPrior
-from vqtune.train._checkpoint import fields_of, load_checkpoint
+from vqtune.train._checkpoint import PriorFields, fields_of, load_checkpoint
 from vqtune.train._bound import bits_per_dim, unigram_code_nats
 from vqtune.train._codes import encode_dataset
 from vqtune.train._reporter import Reporter
@@ -112,10 +112,10 @@ class PriorStage:
                 "val_bits_per_dim": bits_per_dim(val_nll * codes.latents, codes.val_distortion_nats, codes.subpixels),
                 **self.references, "vqvae_epoch": codes.vqvae_epoch}
 
-    def checkpoint_fields(self) -> dict:
+    def checkpoint_fields(self) -> PriorFields:
         bottom = self.train[-1]
-        fields = {"prior": self.prior.model_dump(mode="json"), "vqvae_checkpoint": str(self.checkpoint.resolve()),
-                  "codebook_size": self.codes.codebook_size, "grid": [int(bottom.shape[1]), int(bottom.shape[2])]}
+        fields = PriorFields(prior=self.prior.model_dump(mode="json"), vqvae_checkpoint=str(self.checkpoint.resolve()),
+                             codebook_size=self.codes.codebook_size, grid=[int(bottom.shape[1]), int(bottom.shape[2])])
         if self.top_downsample is not None:
             top = self.train[0]
             fields.update(top_grid=[int(top.shape[1]), int(top.shape[2])], top_downsample=self.top_downsample)
@@ -143,9 +143,9 @@ def evaluate_prior(model: GatedPixelCNN | TwoLevelPrior, codes: torch.Tensor | t
     return float(total) / sum(grid.numel() for grid in grids)
 
 
-def load_prior(path: Path, device: str | torch.device = "cpu") -> tuple[GatedPixelCNN | TwoLevelPrior, dict]:
-    """The prior in a stage-2 checkpoint (eval mode) and the checkpoint's other fields (``grid``, and for two
-    levels ``top_grid``)."""
+def load_prior(path: Path, device: str | torch.device = "cpu") -> tuple[GatedPixelCNN | TwoLevelPrior, PriorFields]:
+    """The prior in a stage-2 checkpoint (eval mode) and the checkpoint's fields (:class:`PriorFields`:
+    ``grid``, and for two levels ``top_grid``)."""
     state = load_checkpoint(path, map_location=device)
     with fields_of(path):
         model = build_prior(PriorConfig.model_validate(state["prior"]), int(state["codebook_size"]),
