@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
+from vqtune.config._conditions import active_params, resolve_when
 from vqtune.config._describe import describe
 from vqtune.config._loading import apply_overrides, read_yaml, set_path, validate
 from vqtune.config._search import (
@@ -19,7 +20,8 @@ from vqtune.config._search import (
     SearchSpace,
     Storage,
 )
-from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, PriorConfig, QuantizerConfig, TrainConfig
+from vqtune.config._prior import PRIOR_KINDS, PixelCNNPriorConfig, PriorConfig
+from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, QuantizerConfig, TrainConfig
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -34,16 +36,20 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "PerplexityRule",
+    "PRIOR_KINDS",
+    "PixelCNNPriorConfig",
     "PriorConfig",
     "METRICS",
     "QuantizerConfig",
     "SearchSpace",
     "TrainConfig",
+    "active_params",
     "apply_overrides",
     "describe",
     "load_search_space",
     "load_train_config",
     "read_yaml",
+    "resolve_when",
     "validate",
 ]
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vqtune.config._conditions import active_params, condition_order, enabling_values
 from vqtune.config._loading import deep_copy, format_validation_error, set_path, unknown_key
 from vqtune.config._train import TrainConfig
 from vqtune.errors import ConfigError
@@ -141,17 +142,6 @@ class CategoricalParam(_Distribution):
 
 PARAM_TYPES = {"int": IntParam, "float": FloatParam, "categorical": CategoricalParam}
 Param = Annotated[Union[IntParam, FloatParam, CategoricalParam], Field(discriminator="type")]
-
-
-def _check_acyclic(depends: Dict[str, set]) -> None:
-    """Conditions must not form a cycle (a parameter that, through others, depends on itself)."""
-    settled: set = set()
-    while len(settled) < len(depends):
-        ready = {k for k, needs in depends.items() if k not in settled and needs <= settled}
-        if not ready:
-            cycle = sorted(set(depends) - settled)
-            raise ValueError(f"space: the when-conditions of {', '.join(cycle)} form a cycle")
-        settled |= ready
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
@@ -345,7 +335,7 @@ class SearchSpace(_Section):
                     raise ValueError(f"space.{key}.when: a parameter cannot depend on itself")
                 if not values:
                     raise ValueError(f"space.{key}.when.{other}: give at least one value")
-        _check_acyclic({key: set(param.when or {}) for key, param in self.space.items()})
+        condition_order(self.space)  # a cycle of conditions is refused here
         if self.sampler.type == "grid":
             for key, param in self.space.items():
                 if isinstance(param, FloatParam) and param.step is None:
@@ -423,7 +413,7 @@ class SearchSpace(_Section):
             # its when-conditions name at a value that makes it sampled.
             for value in param.corners():
                 trial = deep_copy(base)
-                for other, allowed in self._conditions_of(key).items():
+                for other, allowed in enabling_values(self.space, key).items():
                     set_path(trial, other, allowed)
                 set_path(trial, key, value)
                 try:
@@ -432,18 +422,6 @@ class SearchSpace(_Section):
                     reason = format_validation_error(exc, "base", TrainConfig).split(": ", 1)[1]
                     raise ValueError(f"space.{key} = {value!r} gives an invalid training config: {reason}") from None
         return self
-
-    def _conditions_of(self, key: str) -> Dict[str, Any]:
-        """A value for each parameter that ``key``'s when-conditions name, directly or through others, that
-        lets ``key`` be sampled (the first value each condition allows)."""
-        values: Dict[str, Any] = {}
-        pending = [key]
-        while pending:
-            for other, allowed in (self.space[pending.pop()].when or {}).items():
-                if other not in values:
-                    values[other] = allowed[0]
-                    pending.append(other)
-        return values
 
     @model_validator(mode="after")
     def _combinations_are_valid(self) -> "SearchSpace":
@@ -456,8 +434,8 @@ class SearchSpace(_Section):
         base, seen = self.base.model_dump(mode="json"), set()
         for combination in itertools.product(*grids):
             values = dict(zip(keys, combination))
-            active = {key: value for key, value in values.items()
-                      if all(values.get(other) in allowed for other, allowed in (self.space[key].when or {}).items())}
+            enabled = active_params(self.space, values)
+            active = {key: value for key, value in values.items() if key in enabled}  # in file order
             frozen = tuple(sorted((key, repr(value)) for key, value in active.items()))
             if len(active) < 2 or frozen in seen:
                 continue

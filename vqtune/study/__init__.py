@@ -28,18 +28,7 @@ from vqtune.study._attrs import (
 )
 from vqtune.study._delete import Deletion, plan_deletion, trial_root
 from vqtune.study._export import export_config, trial_train_config
-from vqtune.study._pruning import (
-    BoundsRule,
-    Judged,
-    ParetoRule,
-    codebook_collapsed,
-    objective_bounds,
-    pruning_rule,
-    rule_prunes,
-    stage_key,
-    violation_of,
-)
-from vqtune.study._sampling import build_pruner, build_sampler, grid_of, grid_points
+from vqtune.study._sampling import build_sampler, grid_of, grid_points
 from vqtune.study._storage import check_storage, is_sqlite, mask, open_storage, requeue_once, requeue_outcome
 from vqtune.study._study import (
     FINISHED_STATES,
@@ -56,6 +45,20 @@ from vqtune.study._study import (
 from vqtune.study._suggest import enabled, suggest
 from vqtune.study._tables import studies_table, trials_frame
 from vqtune.study._unfinished import unfinished_params
+from vqtune.study.pruning import (
+    PRUNERS,
+    BoundsRule,
+    Judged,
+    ParetoRule,
+    build_pruner,
+    codebook_collapsed,
+    objective_bounds,
+    pruning_rule,
+    pruning_warnings,
+    rule_prunes,
+    stage_key,
+    violation_of,
+)
 
 __all__ = [
     "ARTIFACT_ERROR_ATTR",
@@ -81,6 +84,7 @@ __all__ = [
     "ParetoRule",
     "enabled",
     "FINISHED_STATES",
+    "PRUNERS",
     "SERIES_ATTR",
     "SPACE_ATTR",
     "artifact_store",
@@ -107,6 +111,7 @@ __all__ = [
     "open_study",
     "plan_deletion",
     "pruning_rule",
+    "pruning_warnings",
     "requeue_once",
     "requeue_outcome",
     "rule_prunes",

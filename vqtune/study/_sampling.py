@@ -1,6 +1,7 @@
-"""Optuna sampler and pruner built from a search-space file.
+"""The Optuna sampler built from a search-space file, and the points of a grid search.
 
-Neither is stored in the database: every process that loads the study builds them again from the file.
+It is not stored in the database: every process that loads the study builds it again from the file (so is the
+pruner, :func:`vqtune.study.build_pruner`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vqtune.config import CategoricalParam, FloatParam, IntParam, SearchSpace
 from vqtune.errors import ConfigError
-from vqtune.study._pruning import pruning_rule
 from vqtune.study._suggest import enabled
 
 log = logging.getLogger("vqtune.tune")
@@ -179,28 +179,6 @@ def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
 
 def _point_key(point: dict[str, Any]) -> tuple:
     return tuple(sorted(point.items()))
-
-
-def build_pruner(space: SearchSpace) -> optuna.pruners.BasePruner:
-    """The Optuna pruner of a single-objective search; a NopPruner where vqtune prunes itself
-    (:func:`~vqtune.study.pruning_rule`: a multi-objective search, whose objectives Optuna's pruners cannot
-    take, and a two-stage one, whose stage-1 values they would compare with stage-2 ones)."""
-    spec = space.pruner
-    options = dict(spec.options)
-    epochs = space.base.total_epochs
-    if pruning_rule(space) is not None:  # refuses unknown options before anything runs
-        return optuna.pruners.NopPruner()
-    try:
-        if spec.type == "median":
-            return optuna.pruners.MedianPruner(**options)
-        if spec.type == "hyperband":
-            options.setdefault("max_resource", epochs)
-            return optuna.pruners.HyperbandPruner(**options)
-        if spec.type == "successive_halving":
-            return optuna.pruners.SuccessiveHalvingPruner(**options)
-        return optuna.pruners.NopPruner()
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"pruner.options: {exc} (options are keyword arguments of the {spec.type} pruner)") from None
 
 
 def grid_of(space: SearchSpace) -> dict[str, list]:

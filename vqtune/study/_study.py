@@ -19,7 +19,8 @@ from vqtune import __version__
 from vqtune.config import SearchSpace
 from vqtune.errors import StudyError
 from vqtune.study._attrs import FAIL_REASON_ATTR, RETRY_OF_ATTR, SPACE_ATTR, SPACE_FILE_ATTR, VERSION_ATTR
-from vqtune.study._sampling import build_pruner, build_sampler, study_sampler
+from vqtune.study._sampling import build_sampler, study_sampler
+from vqtune.study.pruning import build_pruner
 from vqtune.study._storage import check_storage, mask, requeue_once, requeue_outcome
 
 log = logging.getLogger("vqtune.tune")

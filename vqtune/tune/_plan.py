@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from vqtune.config import CategoricalParam, FloatParam, SearchSpace, TrainConfig
 from vqtune.data import SplitSizes, split_sizes
 from vqtune.errors import ConfigError, StorageError, VqtuneError
-from vqtune.study import check_search, count_states, enabled, is_sqlite, mask, open_storage
+from vqtune.study import check_search, count_states, enabled, is_sqlite, mask, open_storage, pruning_warnings
 from vqtune.tune._resources import trial_resources
 
 # A validation split below either figure ranks trials on too little to trust: the objective of every trial is
@@ -40,10 +40,11 @@ MAX_CORNERS = 512  # corner configurations ranked by cost; beyond, only the all-
 
 
 def search_warnings(space: SearchSpace) -> list[str]:
-    """What would make a search less than it seems: a pruner that can never prune with these epochs and trials,
+    """What would make a search less than it seems: a pruning rule that can never prune with these epochs and trials,
     a validation split too small to rank trials on, a trial too short for its dead codes ever to be restarted.
     One line each."""
-    warnings = _pruner_warnings(space)
+    # the pruning rules' own warnings (vqtune.study.pruning): they can only prune before a trial's last epoch
+    warnings = pruning_warnings(space, list(_corner_configs(space, cost_only=True)))
     try:
         sizes, where = data_sizes(space.base)
         restarts = _dead_code_warnings(space)
@@ -58,34 +59,6 @@ def search_warnings(space: SearchSpace) -> list[str]:
             f"{MIN_VAL_SOURCES} {unit}s and {MIN_VAL_IMAGES} images); add images, or raise {share} with "
             "--set base.data.val_fraction=...")
     return warnings + restarts
-
-
-def _pruner_warnings(space: SearchSpace) -> list[str]:
-    """The study's pruner can only prune at an epoch before the trial's last (the last is never pruned)."""
-    kind, options = space.pruner.type, space.pruner.options
-    epochs = max(config.total_epochs for config in _corner_configs(space, cost_only=True))
-    last = epochs - 1  # the latest epoch at which a trial can be pruned
-    fix = f"or train more epochs (now {epochs})"
-    if kind in ("median", "pareto"):
-        warmup = int(options.get("n_warmup_steps", 0 if kind == "median" else 1))
-        earliest = warmup if kind == "median" else warmup + 1
-        if earliest > last:
-            return [f"pruner {kind} cannot prune: n_warmup_steps {warmup} leaves no epoch before the last "
-                    f"({epochs}); lower pruner.options.n_warmup_steps {fix}"]
-        startup = int(options.get("n_startup_trials", 5 if kind == "median" else 4))
-        if startup >= space.n_trials:
-            return [f"pruner {kind} cannot prune: it waits for n_startup_trials {startup} trials and the search "
-                    f"runs {space.n_trials}; lower pruner.options.n_startup_trials or raise n_trials"]
-    elif kind in ("hyperband", "successive_halving"):
-        low = options.get("min_resource", 1 if kind == "hyperband" else "auto")
-        low = 1 if low == "auto" else int(low)
-        rate = int(options.get("min_early_stopping_rate", 0)) if kind == "successive_halving" else 0
-        factor = int(options.get("reduction_factor", 3 if kind == "hyperband" else 4))
-        first_rung = low * factor**rate
-        if first_rung > last:
-            return [f"pruner {kind} cannot prune: its first rung is at epoch {first_rung} (min_resource {low}) and "
-                    f"the last epoch ({epochs}) is never pruned; lower pruner.options.min_resource {fix}"]
-    return []
 
 
 def _dead_code_warnings(space: SearchSpace) -> list[str]:
