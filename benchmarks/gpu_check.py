@@ -103,7 +103,7 @@ def config_of(settings: dict, run_dir: Path, **top):
 
 def gpu_tests() -> dict:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gpu.py"],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/train/test_gpu.py"],
                           cwd=ROOT, capture_output=True, text=True)
     tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr.strip()[-300:]
     records.log(done.stdout[-3000:])
@@ -184,7 +184,7 @@ def render(recs: dict[str, dict]) -> list[str]:
     lines = ["### The GPU path (`make gpu-check`)", ""]
     for record in recs.values():
         tests = record["gpu_tests"]
-        lines += [f"GPU tests (`tests/test_gpu.py`): {tests['passed']} passed, {tests['failed']} failed.", ""]
+        lines += [f"GPU tests (`tests/train/test_gpu.py`): {tests['passed']} passed, {tests['failed']} failed.", ""]
         peak = record["peak"]
         lines += records.table(
             ["setting", "batch", "images/s (train)", "GFLOP/image (train)", f"share of bf16 peak ({peak['name']})",

@@ -1,5 +1,5 @@
 """A dataset too large for the GPU's free memory stays in pinned host memory, with one line saying so. The
-decision is tested here on the CPU with a faked free-memory figure; tests/test_gpu.py checks the GPU side."""
+decision is tested here on the CPU with a faked free-memory figure; tests/train/test_gpu.py checks the GPU side."""
 
 import logging
 
