@@ -25,6 +25,7 @@ from vqtune.study._attrs import (
     TRAIN_CONFIG_ATTR,
     VECTORS_ATTR,
     VERSION_ATTR,
+    WORKER_ATTRS,
 )
 from vqtune.study._delete import Deletion, plan_deletion, trial_root
 from vqtune.study._export import export_config, trial_train_config
@@ -78,6 +79,7 @@ __all__ = [
     "TRAIN_CONFIG_ATTR",
     "VECTORS_ATTR",
     "VERSION_ATTR",
+    "WORKER_ATTRS",
     "BoundsRule",
     "Judged",
     "Deletion",

@@ -16,6 +16,8 @@ RUN_DIR_ATTR = "run_dir"  # its run directory, recorded before its first epoch (
 RESTARTS_ATTR = "restarts"  # how many times Ray ran it again after its worker process died
 RETRY_OF_ATTR = "retry_of"  # on a queued trial: the number of the trial whose parameters it runs again
 EPOCHS_ATTR = "epochs"  # how many epochs it reported (its final metrics sit beside it under their own names)
+# where it ran: its Ray trial, the device it trained on, the GPUs Ray gave it, its node (address, id), its process
+WORKER_ATTRS = ("ray_trial_id", "device", "gpu_ids", "node", "node_id", "pid")
 
 # A trial's user attributes: how it went
 # A trial's every metric per epoch: {"epoch": [1, 2, ...], metric: [value or None, ...]} (6 significant digits;

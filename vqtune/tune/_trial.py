@@ -22,7 +22,7 @@ from vqtune.metrics import METRICS, prior_warning
 from vqtune import run_dir as rd
 from vqtune.study import (ARTIFACT_ERROR_ATTR, BOUNDS_ATTR, EPOCHS_ATTR, FAIL_REASON_ATTR, PRIOR_WARNING_ATTR,
                           PRUNED_BY_ATTR, PRUNED_EPOCH_ATTR, RESTARTS_ATTR, RUN_DIR_ATTR, SERIES_ATTR, TRACEBACK_ATTR,
-                          TRAIN_CONFIG_ATTR, VECTORS_ATTR, ArtifactStore, artifact_store, build_pruner,
+                          TRAIN_CONFIG_ATTR, VECTORS_ATTR, WORKER_ATTRS, ArtifactStore, artifact_store, build_pruner,
                           codebook_collapsed, objective_bounds, open_storage, pruning_rule, rule_prunes, stage_key,
                           violation_of)
 from vqtune.train import Reporter, RunInfo, fit, sample_images
@@ -179,14 +179,9 @@ def run_trial(config: TrialConfig, *, space: SearchSpace, study_name: str) -> No
 
     device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
     context = tune.get_context()
-    for key, value in {
-        "ray_trial_id": context.get_trial_id(),
-        "device": device,
-        "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-        "node": ray.util.get_node_ip_address(),
-        "node_id": ray.get_runtime_context().get_node_id(),
-        "pid": os.getpid(),
-    }.items():
+    worker = (context.get_trial_id(), device, [str(g) for g in ray.get_gpu_ids()], ray.util.get_node_ip_address(),
+              ray.get_runtime_context().get_node_id(), os.getpid())
+    for key, value in zip(WORKER_ATTRS, worker, strict=True):
         trial.set_user_attr(key, value)
 
     reporter = train_config = result = None
