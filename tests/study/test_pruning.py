@@ -198,3 +198,29 @@ def test_a_two_stage_search_refuses_a_pruner_of_point_values(tmp_path, capsys, k
     assert len(error.splitlines()) == 1 and f"pruner.type: {kind} compares point values" in error
     assert "use median" in error and str(space) in error
     assert not (tmp_path / "studies.db").exists()
+
+
+def test_every_pruner_type_of_the_schema_has_one_rule():
+    from typing import get_args
+
+    from vqtune.config import SearchSpace
+    from vqtune.study import PRUNERS
+
+    pruner = SearchSpace.model_fields["pruner"].annotation
+    assert set(get_args(pruner.model_fields["type"].annotation)) == set(PRUNERS)
+    assert all(PRUNERS[kind].kind == kind for kind in PRUNERS)
+
+
+def test_the_perplexity_rule_warns_when_its_warm_up_outlasts_the_trials(tmp_path):
+    from tests.tune.conftest import make_space
+    from vqtune.tune import search_warnings
+
+    def warned(**perplexity):
+        space = make_space(tmp_path, perplexity=perplexity)  # 4 epochs of stage 1
+        return [w for w in search_warnings(space) if w.startswith("perplexity rule")]
+
+    assert not warned(floor=0.1, warmup_epochs=2)  # it can act at epoch 3
+    [line] = warned(floor=0.1, warmup_epochs=3)  # epoch 4 is the last, never pruned
+    assert "warmup_epochs 3 leaves no stage-1 epoch before the last (4)" in line
+    assert "lower perplexity.warmup_epochs" in line
+    assert not warned(floor=0.0, warmup_epochs=3)  # off

@@ -13,12 +13,12 @@ import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from vqtune.config import Storage
+from vqtune.config import DEFAULT_STORAGE, Storage
 from vqtune.errors import StorageError
 from vqtune.study._attrs import RETRY_OF_ATTR
 
 SQLITE_TIMEOUT_S = 60  # wait this long for a lock: a few writers once per epoch never come close
-EXAMPLES = "sqlite:///studies/vqtune.db or postgresql+psycopg2://user:password@host:5432/db"
+EXAMPLES = f"{DEFAULT_STORAGE} or postgresql+psycopg2://user:password@host:5432/db"
 
 
 # Query arguments that carry a secret (libpq's password and sslpassword, other drivers' passwd, pwd, token...).
