@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vqtune.models import GatedPixelCNN
-from vqtune.models._fast_sampling import CachedSampler
+from vqtune.models.priors import CachedSampler
 
 BATCH = 3
 

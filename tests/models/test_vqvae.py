@@ -13,8 +13,8 @@ def test_latent_grid_and_non_square_images(downsample):
     grid = (32 // 2**downsample, 48 // 2**downsample)
     assert out.reconstruction.shape == x.shape
     assert out.vq.indices.shape == (2, *grid)
-    codes = model.encode(x)
-    assert codes.shape == (2, *grid)
+    codes = model.encode(x)  # one level: a 1-tuple of grids
+    assert [grid.shape for grid in codes] == [(2, *grid)] and out.grids[0].shape == (2, *grid)
     assert model.decode(codes).shape == x.shape
 
 

@@ -4,6 +4,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from vqtune.config._conditions import active_params, resolve_when
+from vqtune.config._data import (
+    DATA_SOURCES,
+    FashionMnistConfig,
+    FolderConfig,
+    SkimagePhotosConfig,
+    SourceConfig,
+    data_config,
+)
 from vqtune.config._describe import describe
 from vqtune.config._loading import apply_overrides, read_yaml, set_path, validate
 from vqtune.config._search import (
@@ -20,8 +28,9 @@ from vqtune.config._search import (
     SearchSpace,
     Storage,
 )
-from vqtune.config._prior import PRIOR_KINDS, PixelCNNPriorConfig, PriorConfig
-from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, QuantizerConfig, TrainConfig
+from vqtune.config._prior import PRIOR_KINDS, PixelCNNPriorConfig, PriorConfig, prior_config
+from vqtune.config._quantizer import QUANTIZER_KINDS, FSQConfig, QuantizerConfig, VQConfig, quantizer_config
+from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, TrainConfig
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -29,10 +38,14 @@ __all__ = [
     "STAGE2_METRICS",
     "CategoricalParam",
     "Constraint",
+    "FSQConfig",
     "FloatParam",
     "IntParam",
     "Storage",
+    "DATA_SOURCES",
     "DataConfig",
+    "FashionMnistConfig",
+    "FolderConfig",
     "ModelConfig",
     "OptimConfig",
     "PerplexityRule",
@@ -40,14 +53,21 @@ __all__ = [
     "PixelCNNPriorConfig",
     "PriorConfig",
     "METRICS",
+    "QUANTIZER_KINDS",
     "QuantizerConfig",
     "SearchSpace",
+    "SkimagePhotosConfig",
+    "SourceConfig",
     "TrainConfig",
+    "VQConfig",
     "active_params",
     "apply_overrides",
+    "data_config",
     "describe",
     "load_search_space",
     "load_train_config",
+    "prior_config",
+    "quantizer_config",
     "read_yaml",
     "resolve_when",
     "validate",

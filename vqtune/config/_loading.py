@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Type, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from vqtune.errors import ConfigError
 
@@ -95,11 +95,17 @@ def format_validation_error(
     loc = list(first["loc"])
     tagged = next((tags[str(part)] for part in loc if str(part) in tags), None)
     loc = [part for part in loc if str(part) not in tags]
+    loc = _untag(schema, loc)[0]
     location = ".".join(str(part) for part in loc)
     message = first["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    if first["type"] == "extra_forbidden":
+    others = _kinds_with_key(schema, list(first["loc"])) if first["type"] == "extra_forbidden" else None
+    if others:  # a key of another kind of the section: the fix is that kind (or no key)
+        section, (field, kinds) = ".".join(str(part) for part in loc[:-1]), others
+        message = (f"applies to {section}.{field} {' or '.join(kinds)} only; remove it or set "
+                   f"{section}.{field}: {kinds[0]}")
+    elif first["type"] == "extra_forbidden":
         allowed = sorted(tagged.model_fields) if tagged else _allowed_keys(schema, first["loc"][:-1])
         message = f"unknown key; valid keys here: {', '.join(allowed)}"
     elif ("input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], (dict, list))
@@ -114,42 +120,98 @@ def format_validation_error(
     return f"{where}{message}{more}"
 
 
+def error_key(error: Mapping[str, Any], schema: Type[BaseModel]) -> str:
+    """The dotted key one of pydantic's ``errors()`` of ``schema`` is about, without the tags of sections of
+    kinds (``quantizer.beta``, not ``quantizer.vq.beta``)."""
+    return ".".join(str(part) for part in _untag(schema, list(error["loc"]))[0])
+
+
 def _allowed_keys(schema: Type[BaseModel], loc: tuple) -> list[str]:
+    model = _untag(schema, list(loc))[1]
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _kinds(annotation: Any) -> dict[str, Type[BaseModel]]:
+    """The sections of a union discriminated by ``Tag`` (a section of kinds, such as ``prior``), by tag."""
+    found: dict[str, Type[BaseModel]] = {}
+    stack = [annotation]
+    while stack:
+        candidate = stack.pop()
+        args = typing.get_args(candidate)
+        if typing.get_origin(candidate) is typing.Annotated and isinstance(args[0], type):
+            found.update({meta.tag: args[0] for meta in candidate.__metadata__ if isinstance(meta, Tag)})
+        stack.extend(args)
+    return found
+
+
+def _untag(schema: Type[BaseModel], loc: list) -> tuple[list, Optional[Type[BaseModel]]]:
+    """An error location without the tags of sections of kinds (``prior.pixelcnn.kernel`` -> ``prior.kernel``),
+    and the section it ends in (the kind the tag names), or None past the sections."""
     model: Optional[Type[BaseModel]] = schema
+    kinds: dict[str, Type[BaseModel]] = {}
+    kept = []
     for part in loc:
+        if str(part) in kinds:
+            model, kinds = kinds[str(part)], {}
+            continue
+        kept.append(part)
+        field = model.model_fields.get(str(part)) if model is not None else None
+        kinds = _kinds(field.annotation) if field is not None else {}
         model = _sub_model(model, str(part))
-        if model is None:
-            return []
-    return sorted(model.model_fields)
+    return kept, model
+
+
+def _kinds_with_key(schema: Type[BaseModel], loc: list) -> Optional[tuple[str, list[str]]]:
+    """For the location of a key that its section of kinds refuses (``quantizer.fsq.beta``): the field that names
+    the kind (``kind``) and the other kinds that have the key (``vq``); None when no other kind has it."""
+    model: Optional[Type[BaseModel]] = schema
+    kinds: dict[str, Type[BaseModel]] = {}
+    for index, part in enumerate(loc[:-1]):
+        if str(part) in kinds and index == len(loc) - 2:
+            others = [tag for tag, section in kinds.items() if tag != str(part) and loc[-1] in section.model_fields]
+            chosen = kinds[str(part)]
+            field = next((name for name, info in chosen.model_fields.items()
+                          if typing.get_args(info.annotation) == (str(part),)), "kind")
+            return (field, others) if others else None
+        field_info = model.model_fields.get(str(part)) if model is not None else None
+        kinds = _kinds(field_info.annotation) if field_info is not None and str(part) not in kinds else {}
+        model = _sub_model(model, str(part))
+    return None
 
 
 def _sub_model(model: Optional[Type[BaseModel]], name: str) -> Optional[Type[BaseModel]]:
     if model is None or name not in model.model_fields:
         return None
     annotation = model.model_fields[name].annotation
-    # Optional[Section] is a union of the section and None
-    for candidate in (annotation, *typing.get_args(annotation)):
+    # Optional[Section] is a union of the section and None; a section of kinds is an Annotated union of them
+    # (its keys here: those of its first kind, the default)
+    candidates = [annotation]
+    while candidates:
+        candidate = candidates.pop(0)
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
+        candidates.extend(typing.get_args(candidate))
     return None
 
 
 def unknown_key(key: str, schema: Type[BaseModel]) -> Optional[str]:
     """Why the dotted ``key`` names no field of ``schema`` (listing the valid keys), or None when it does."""
-    model: Optional[Type[BaseModel]] = schema
+    models: list[Type[BaseModel]] = [schema]  # a section of kinds: each kind, its keys all valid here
     parts = key.split(".")
     for depth, part in enumerate(parts):
-        if model is None or part not in model.model_fields:
+        fields = {name: info for model in models for name, info in model.model_fields.items()}
+        if not models or part not in fields:
             parent = ".".join(parts[:depth]) or "the top level"
-            valid = ", ".join(sorted(model.model_fields)) if model is not None else "none (not a section)"
+            valid = ", ".join(sorted(fields)) if models else "none (not a section)"
             return f"unknown key {part!r} in {parent}; valid keys: {valid}"
         if depth < len(parts) - 1:
-            sub = _sub_model(model, part)
-            if sub is None and getattr(model.model_fields[part].annotation, "__origin__", None) is dict:
+            kinds = _kinds(fields[part].annotation)
+            sub = _sub_model(next(model for model in models if part in model.model_fields), part)
+            if sub is None and getattr(fields[part].annotation, "__origin__", None) is dict:
                 if depth == len(parts) - 2:
                     return None  # one key of a free-form mapping, such as sampler.options.n_startup_trials
                 return f"{'.'.join(parts[: depth + 1])} cannot be changed key by key with --set; edit the file"
-            model = sub
+            models = list(kinds.values()) if kinds else [sub] if sub is not None else []
     return None
 
 

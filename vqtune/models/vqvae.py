@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import nn
 
-from vqtune.models.fsq import FiniteScalarQuantizer
-from vqtune.models.quantizer import QuantizerOutput, VectorQuantizer
-
-Quantizer = Union[VectorQuantizer, FiniteScalarQuantizer]
+from vqtune.models.quantizers import Quantizer, QuantizerOutput, VectorQuantizer
 
 
 class ResidualStack(nn.Module):
@@ -94,6 +91,11 @@ class VQVAEOutput(NamedTuple):
     vq: QuantizerOutput
     levels: tuple = ()
 
+    @property
+    def grids(self) -> tuple[torch.Tensor, ...]:
+        """Each level's (B, h, w) code indices, top first: what ``encode`` returns and ``decode`` takes."""
+        return tuple(level.indices for level in self.levels)
+
 
 class VQVAE(nn.Module):
     """Encoder -> quantizer -> Decoder. Inputs are images scaled to [-0.5, 0.5].
@@ -106,8 +108,8 @@ class VQVAE(nn.Module):
         >>> model = VQVAE(in_channels=3, hidden=16, residual_hidden=8, residual_blocks=1, downsample=2,
         ...               embedding_dim=4, codebook_size=32)
         >>> out = model(torch.rand(2, 3, 16, 24) - 0.5)
-        >>> out.reconstruction.shape, out.vq.indices.shape
-        (torch.Size([2, 3, 16, 24]), torch.Size([2, 4, 6]))
+        >>> out.reconstruction.shape, [grid.shape for grid in out.grids]
+        (torch.Size([2, 3, 16, 24]), [torch.Size([2, 4, 6])])
     """
 
     def __init__(
@@ -134,8 +136,6 @@ class VQVAE(nn.Module):
         self.quantizer = quantizer
         self.decoder = Decoder(in_channels, hidden, residual_hidden, residual_blocks, downsample, embedding_dim)
 
-    levels = 1
-
     @property
     def quantizers(self) -> tuple:
         """Each level's quantizer, top first (one here)."""
@@ -146,11 +146,13 @@ class VQVAE(nn.Module):
         return VQVAEOutput(self.decoder(vq.quantized), vq, (vq,))
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) images -> (B, H/2^d, W/2^d) code indices."""
-        return self.quantizer.encode(self.encoder(x))
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        """(B, C, H, W) images -> its code grids, one level: a 1-tuple of (B, H/2^d, W/2^d) code indices."""
+        return (self.quantizer.encode(self.encoder(x)),)
 
     @torch.no_grad()
-    def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """(B, h, w) code indices -> (B, C, h*2^d, w*2^d) images in [-0.5, 0.5] (not clamped)."""
+    def decode(self, grids: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The code grids of :meth:`encode` (a 1-tuple of (B, h, w) indices) -> (B, C, h*2^d, w*2^d) images in
+        [-0.5, 0.5] (not clamped)."""
+        (indices,) = grids
         return self.decoder(self.quantizer.lookup(indices))

@@ -8,11 +8,14 @@ both: the top codes upsampled to the bottom grid, and the bottom codes.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
 
-from vqtune.models.vqvae import Decoder, Encoder, Quantizer, VQVAEOutput
+from vqtune.models.quantizers import Quantizer
+from vqtune.models.vqvae import Decoder, Encoder, VQVAEOutput
 
 
 def _upsampler(channels: int, halvings: int) -> nn.Sequential:
@@ -44,8 +47,6 @@ class VQVAE2(nn.Module):
         >>> out.reconstruction.shape, [level.indices.shape for level in out.levels]
         (torch.Size([2, 3, 32, 48]), [torch.Size([2, 4, 6]), torch.Size([2, 8, 12])])
     """
-
-    levels = 2
 
     def __init__(
         self,
@@ -99,8 +100,9 @@ class VQVAE2(nn.Module):
         return top, self.quantizer.encode(self.bottom_in(torch.cat([features, condition], 1)))
 
     @torch.no_grad()
-    def decode(self, top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
-        """(top, bottom) code indices -> (B, C, H, W) images in [-0.5, 0.5] (not clamped)."""
+    def decode(self, grids: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The (top, bottom) code indices of :meth:`encode` -> (B, C, H, W) images in [-0.5, 0.5] (not clamped)."""
+        top, bottom = grids
         upsampled = self.upsample_top(self.top_quantizer.lookup(top))
         return self.decoder(torch.cat([upsampled, self.quantizer.lookup(bottom)], 1))
 

@@ -54,7 +54,7 @@ class Codes:
 
     @property
     def levels(self) -> int:
-        return 1 if self.val_top is None else 2
+        return len(self.grids("val"))
 
     def grids(self, split: str) -> tuple[torch.Tensor, ...]:
         """The code grids of ``split`` ("train" or "val"), one tensor per level, top first."""
@@ -98,7 +98,8 @@ def encode_dataset(checkpoint: Path, batch_size: int = 256, device: str | torch.
     train, train_sse, _ = _encode(model, data.train, batch_size, device)
     sigma = math.sqrt(train_sse / data.train.numel())
     val, val_sse, val_nats = _encode(model, data.val, batch_size, device, sigma=sigma)
-    tops = {"train_top": train[0], "val_top": val[0]} if len(train) == 2 else {}
+    # On disk as before: the bottom grids as train and val, a two-level model's top grids apart.
+    tops = {"train_top": train[0], "val_top": val[0]} if len(train) > 1 else {}
     codes = Codes(train[-1], val[-1], tuple(data.train.shape[1:]), model.quantizer.codebook_size, sigma,
                   val_sse / data.val.numel(), val_nats / len(data.val), int(state.get("epoch", 0)), **tops)
     save_checkpoint(cache, **{**dataclasses.asdict(codes), "image_shape": list(codes.image_shape)})
@@ -120,10 +121,9 @@ def _encode(model, images_u8: torch.Tensor, batch_size: int, device, sigma: Opti
     for start in range(0, len(images_u8), batch_size):
         batch = images_u8[start : start + batch_size].to(device)
         x = to_model_space(batch)
-        indices = model.encode(x)
-        indices = indices if isinstance(indices, tuple) else (indices,)
+        indices = model.encode(x)  # one grid per level, top first
         grids.append([level.cpu() for level in indices])
-        reconstruction = model.decode(*indices).float()
+        reconstruction = model.decode(indices).float()
         sse += float((reconstruction.clamp(-0.5, 0.5) - x).pow(2).sum())
         if sigma is not None:
             nats += float(discretized_gaussian_nats(batch, reconstruction + 0.5, sigma).sum())

@@ -1,4 +1,4 @@
-"""Stage 2: a Gated PixelCNN prior over the code grids of a trained VQ-VAE: its training pass and evaluation."""
+"""Stage 2: a prior (of ``prior.kind``) over the code grids of a trained VQ-VAE: its training pass and evaluation."""
 
 from __future__ import annotations
 
@@ -6,40 +6,40 @@ import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from vqtune import run_dir as rd
-from vqtune.config import PriorConfig, TrainConfig
-from vqtune.models import GatedPixelCNN, TwoLevelPrior
+from vqtune.config import PriorConfig, TrainConfig, prior_config
+from vqtune.models import CodesPrior, make_prior
 from vqtune.train._checkpoint import PriorFields, fields_of, load_checkpoint
 from vqtune.train._bound import bits_per_dim, unigram_code_nats
 from vqtune.train._codes import encode_dataset
 from vqtune.train._reporter import Reporter
 
 
-def build_prior(prior: PriorConfig, codebook_size: int, top_downsample: Optional[int] = None):
-    """A Gated PixelCNN over one level's codes, or, with ``top_downsample``, the two PixelCNNs of a two-level
+def build_prior(prior: PriorConfig, codebook_size: int, top_downsample: Optional[int] = None) -> CodesPrior:
+    """The ``prior.kind`` prior over one level's codes, or, with ``top_downsample``, one per level of a two-level
     model (the bottom one conditioned on the top codes)."""
-    options = {"channels": prior.channels, "layers": prior.layers, "kernel": prior.kernel, "dropout": prior.dropout}
-    if top_downsample is not None:
-        return TwoLevelPrior(codebook_size, top_downsample, **options)
-    return GatedPixelCNN(codebook_size, **options)
+    return make_prior(prior.kind, codebook_size, prior.architecture(), top_downsample)
 
 
-def nll_sum(model: GatedPixelCNN | TwoLevelPrior, grids: tuple[torch.Tensor, ...]) -> torch.Tensor:
+def top_downsample_of(heights: Sequence[int]) -> Optional[int]:
+    """The halvings from the bottom grid to the top one, from each level's grid height (top first); None for
+    one level."""
+    return None if len(heights) == 1 else (heights[-1] // heights[0]).bit_length() - 1
+
+
+def nll_sum(model: CodesPrior, grids: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """-log p of the code ``grids`` (one tensor per level, top first) in nats, summed."""
-    if len(grids) == 2:
-        return model.nll_sum(*grids)
-    return F.cross_entropy(model(grids[0]).float(), grids[0], reduction="sum")
+    return model.nll_sum(tuple(grids))
 
 
 class PriorStage:
     """Trains ``config.prior`` on the codes of ``checkpoint``. Reports, per epoch: ``train_nll`` and ``val_nll``
-    (nats per latent), ``latents_per_s``, and the two-stage bound (see ``_bound.py``) with the PixelCNN as the
-    prior, ``val_bits_per_dim``, next to its references with the unigram prior of the training codes
+    (nats per latent), ``latents_per_s``, and the two-stage bound (see ``_bound.py``) with the trained prior,
+    ``val_bits_per_dim``, next to its references with the unigram prior of the training codes
     (``val_bits_per_dim_unigram``) and the uniform one (``val_bits_per_dim_uniform``: log K per latent), all
     three with the same decoder term ``val_distortion_bits_per_dim``."""
 
@@ -58,9 +58,7 @@ class PriorStage:
         self.codes = encode_dataset(self.checkpoint, device=device)
         self.train = tuple(grid.to(device) for grid in self.codes.grids("train"))
         self.val = tuple(grid.to(device) for grid in self.codes.grids("val"))
-        self.top_downsample = None
-        if self.codes.levels == 2:  # the halvings between the grids, as the checkpoint's model has them
-            self.top_downsample = (self.train[1].shape[1] // self.train[0].shape[1]).bit_length() - 1
+        self.top_downsample = top_downsample_of([grid.shape[1] for grid in self.train])  # as the checkpoint's model has them
         torch.manual_seed(config.seed)
         self.model = build_prior(prior, self.codes.codebook_size, self.top_downsample).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=prior.lr, weight_decay=prior.weight_decay)
@@ -129,7 +127,7 @@ class PriorStage:
 
 
 @torch.no_grad()
-def evaluate_prior(model: GatedPixelCNN | TwoLevelPrior, codes: torch.Tensor | tuple[torch.Tensor, ...],
+def evaluate_prior(model: CodesPrior, codes: torch.Tensor | tuple[torch.Tensor, ...],
                    batch_size: int) -> float:
     """Mean negative log-likelihood of ``codes`` (N, h, w), or of one (N, h, w) grid per level, in nats per
     latent."""
@@ -143,12 +141,12 @@ def evaluate_prior(model: GatedPixelCNN | TwoLevelPrior, codes: torch.Tensor | t
     return float(total) / sum(grid.numel() for grid in grids)
 
 
-def load_prior(path: Path, device: str | torch.device = "cpu") -> tuple[GatedPixelCNN | TwoLevelPrior, PriorFields]:
+def load_prior(path: Path, device: str | torch.device = "cpu") -> tuple[CodesPrior, PriorFields]:
     """The prior in a stage-2 checkpoint (eval mode) and the checkpoint's fields (:class:`PriorFields`:
     ``grid``, and for two levels ``top_grid``)."""
     state = load_checkpoint(path, map_location=device)
     with fields_of(path):
-        model = build_prior(PriorConfig.model_validate(state["prior"]), int(state["codebook_size"]),
+        model = build_prior(prior_config(state["prior"]), int(state["codebook_size"]),
                             state.get("top_downsample"))
         model.load_state_dict(state["model"])
     return model.to(device).eval(), state

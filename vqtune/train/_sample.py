@@ -30,13 +30,12 @@ def sample_images(run_dir: Path, n: int = 64, temperature: float = 1.0, seed: in
     torch_device = resolve_device(device)
     prior, state = load_prior(path, device=torch_device)
     with fields_of(path):
-        vqvae_path, grid = Path(state["vqvae_checkpoint"]), tuple(int(size) for size in state["grid"])
-        top_grid = tuple(int(size) for size in state["top_grid"]) if "top_grid" in state else None
+        vqvae_path = Path(state["vqvae_checkpoint"])
+        # Each level's grid, top first: a two-level checkpoint names the top one apart (``top_grid``).
+        keys = ("top_grid", "grid") if "top_grid" in state else ("grid",)
+        shapes = tuple(tuple(int(size) for size in state[key]) for key in keys)
     vqvae, _ = load_vqvae(vqvae_path, device=torch_device)
     generator = torch.Generator(device=torch_device).manual_seed(seed)
-    if top_grid is not None:  # two levels: the top grid, then the bottom grid given it
-        codes = prior.sample(n, top_grid, grid, temperature=temperature, generator=generator)
-    else:
-        codes = (prior.sample((n, *grid), temperature=temperature, generator=generator),)
-    images = to_uint8(vqvae.decode(*codes))
+    codes = prior.sample_grids(n, shapes, temperature=temperature, generator=generator)
+    images = to_uint8(vqvae.decode(codes))
     return image_grid([images[i : i + ROW] for i in range(0, n, ROW)], min_tile=32)

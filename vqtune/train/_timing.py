@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vqtune.config import TrainConfig
 from vqtune.data import ImageData
 from vqtune.train._build import build_model, resolve_device
-from vqtune.train._prior import build_prior, evaluate_prior, nll_sum
+from vqtune.train._prior import build_prior, evaluate_prior, nll_sum, top_downsample_of
 from vqtune.train._reporter import Reporter
 from vqtune.train._vqvae import VQVAEStage
 
@@ -101,15 +101,13 @@ def time_prior_steps(config: TrainConfig, steps: int = 3, device: Optional[str] 
     if torch_device.type == "cuda":
         torch.cuda.synchronize(torch_device)
     eval_seconds = (time.perf_counter() - start) / len(val[0])
-    (top_h, top_w), (bottom_h, bottom_w) = config.grids[0], config.grids[-1]
+    # One row of the top grid, and the rows of each grid below that it conditions.
+    shapes = [(1, config.grids[0][1])]
+    for (above, _), (height, width) in zip(config.grids, config.grids[1:]):
+        shapes.append((shapes[-1][0] * height // above, width))
     start = time.perf_counter()
-    if len(config.grids) == 2:  # a top row, and the bottom rows it conditions
-        rows = bottom_h // top_h
-        model.sample(samples, (1, top_w), (rows, bottom_w))
-        positions = top_w + rows * bottom_w
-    else:
-        model.sample((samples, 1, bottom_w))
-        positions = bottom_w
+    model.sample_grids(samples, shapes)
+    positions = sum(height * width for height, width in shapes)
     if torch_device.type == "cuda":
         torch.cuda.synchronize(torch_device)
     return StepTime("prior", prior.batch_size, step_seconds, eval_seconds, (time.perf_counter() - start) / positions)
@@ -130,11 +128,11 @@ def forward_flops(config: TrainConfig) -> dict[str, int]:
     if config.prior is not None:
         prior = build_prior(config.prior, config.codebook_size, _top_downsample(config)).eval()
         with FlopCounterMode(display=False) as counter:
-            prior(*(torch.zeros(1, h, w, dtype=torch.long) for h, w in config.grids))
+            prior.grid_logits(tuple(torch.zeros(1, h, w, dtype=torch.long) for h, w in config.grids))
         flops["prior"] = int(counter.get_total_flops())
     return flops
 
 
 def _top_downsample(config: TrainConfig) -> Optional[int]:
-    """The halvings between the grids of a two-level model (its prior is two PixelCNNs); None for one level."""
-    return config.model.top_downsample if config.model.levels == 2 else None
+    """The halvings between the grids of a two-level model (its prior has one per level); None for one level."""
+    return top_downsample_of([height for height, _ in config.grids])

@@ -13,16 +13,15 @@ import torch.nn.functional as F
 
 from vqtune import run_dir as rd
 from vqtune.config import TrainConfig
-from vqtune.data import ImageData
+from vqtune.data import ImageData, TrainingData, training_data
 from vqtune.models import VQVAE, VQVAE2, CodeUsage
 from vqtune.train._bound import bits_per_dim, discretized_gaussian_nats, unigram_code_nats
 from vqtune.train._build import build_model
 from vqtune.train._images import image_grid, to_model_space, to_uint8
-from vqtune.train._placement import place
 from vqtune.train._reporter import Reporter
 
 GRID_IMAGES = 8
-LEVELS = ("top", "bottom")  # the names of two levels' metrics, top first
+LEVELS = ("top", "bottom")  # the names of each level's own metrics when there are two, top first
 
 
 def _usages(model: VQVAE | VQVAE2, device) -> list[CodeUsage]:
@@ -38,7 +37,7 @@ def _usage_metrics(usage: list[CodeUsage]) -> dict:
         "val_usage": active / sum(u.counts.numel() for u in usage),
         "val_active_codes": active,
     }
-    if len(usage) == 2:
+    if len(usage) > 1:
         for name, u in zip(LEVELS, usage):
             metrics[f"val_perplexity_{name}"] = u.perplexity()
             metrics[f"val_active_codes_{name}"] = u.active_codes()
@@ -60,23 +59,22 @@ class VQVAEStage:
     files = rd.VQVAE
     selects = "val_recon_mse"
 
-    def __init__(self, config: TrainConfig, data: ImageData, device: torch.device):
+    def __init__(self, config: TrainConfig, data: TrainingData | ImageData, device: torch.device):
+        """``data``: the run's training data, or images already loaded (held as :func:`training_data` holds
+        them)."""
         self.config = config
         self.device = device
         self.cuda = device.type == "cuda"
-        # On the GPU as uint8 when it fits (no host-to-device copy per step), else pinned in host memory.
-        self.train_u8, self.val_u8 = place([data.train, data.val], device)
-        held = f"on {device}" if self.train_u8.is_cuda else (
-            "in pinned host memory" if self.train_u8.is_pinned() else "in host memory")
-        self.data = f"{data.description}, held {held}"
+        self.images = training_data(config.data, device, data) if isinstance(data, ImageData) else data
+        self.data = self.images.description
         torch.manual_seed(config.seed)
-        self.model = build_model(config, in_channels=self.train_u8.shape[1]).to(
+        self.model = build_model(config, in_channels=self.images.image_shape[0]).to(
             device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.optim.lr,
                                           weight_decay=config.optim.weight_decay)
-        self.batch_size = min(config.optim.batch_size, len(self.train_u8))
-        self.steps = len(self.train_u8) // self.batch_size  # drop the ragged last batch: every step the same shape
-        self.val_variance = float(self.val_u8.double().div(255).var())
+        self.batch_size = min(config.optim.batch_size, self.images.train_size)
+        self.steps = self.images.train_size // self.batch_size  # the ragged last batch is dropped
+        self.val_variance = self.images.val_variance()
         self.level_rate_bits = [h * w * math.log2(config.codebook_size) for h, w in config.grids]
         self.usage: Optional[list[CodeUsage]] = None
         self.train_usage: Optional[list[CodeUsage]] = None
@@ -87,12 +85,11 @@ class VQVAEStage:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.cuda else contextlib.nullcontext()
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(self.train_u8), device=self.train_u8.device)
+        batches = self.images.epoch(batch_size)  # draws this epoch's order
         sums = torch.zeros(3, device=self.device)  # recon MSE, commitment, total loss: summed over steps
         clamped_sse = torch.zeros((), dtype=torch.float64, device=self.device)  # for the decoder's sigma
         self.train_usage = _usages(model, self.device)  # for the unigram prior of each level
-        for step in range(self.steps):
-            x = to_model_space(self.train_u8[order[step * batch_size : (step + 1) * batch_size]].to(self.device))
+        for step, x in enumerate(batches):
             with autocast:
                 out = model(x)
             recon = F.mse_loss(out.reconstruction.float(), x)
@@ -108,7 +105,8 @@ class VQVAEStage:
                 usage.update(level.counts)
             reporter.on_step(epoch, step + 1)
         train_recon, train_commitment, train_loss = (sums / max(self.steps, 1)).tolist()
-        self.sigma = math.sqrt(float(clamped_sse) / max(self.steps * batch_size * self.train_u8[0].numel(), 1))
+        subpixels = math.prod(self.images.image_shape)
+        self.sigma = math.sqrt(float(clamped_sse) / max(self.steps * batch_size * subpixels, 1))
         if self.cuda:
             torch.cuda.synchronize(self.device)
         images_per_s = self.steps * batch_size / (time.perf_counter() - t0)
@@ -117,13 +115,13 @@ class VQVAEStage:
 
     def evaluate(self) -> dict:
         self.usage = _usages(self.model, self.device)
-        metrics = evaluate(self.model, self.val_u8, self.config.optim.batch_size, self.val_variance, self.usage,
-                           sigma=self.sigma)
-        images, subpixels = len(self.val_u8), self.val_u8[0].numel()
+        metrics = evaluate(self.model, self.images.val_batches(self.config.optim.batch_size), self.val_variance,
+                           self.usage, sigma=self.sigma)
+        images, subpixels = self.images.val_size, math.prod(self.images.image_shape)
         code_nats = sum(unigram_code_nats(train.counts, val.counts)
                         for train, val in zip(self.train_usage, self.usage)) / images
         distortion_nats = metrics.pop("distortion_nats")
-        if len(self.level_rate_bits) == 2:
+        if len(self.level_rate_bits) > 1:
             metrics.update({f"rate_bits_{name}": bits for name, bits in zip(LEVELS, self.level_rate_bits)})
         return {
             **metrics,
@@ -134,7 +132,7 @@ class VQVAEStage:
         }
 
     def checkpoint_fields(self) -> dict:
-        return {"in_channels": int(self.train_u8.shape[1])}
+        return {"in_channels": int(self.images.image_shape[0])}
 
     def finish(self, run_dir: Path) -> None:
         """The reconstruction grid and the code counts of the last evaluation, for the report and dashboard;
@@ -151,9 +149,7 @@ class VQVAEStage:
 
     def _grid_images(self) -> torch.Tensor:
         # Spread over the split: neighbouring val images are often crops of the same photo.
-        val = self.val_u8
-        picks = torch.linspace(0, len(val) - 1, min(GRID_IMAGES, len(val)), device=val.device).long()
-        return val[picks].to(self.device)
+        return self.images.val_images(GRID_IMAGES)
 
 
 @torch.no_grad()
