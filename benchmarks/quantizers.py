@@ -39,13 +39,13 @@ from pathlib import Path
 import torch
 
 import records
-from vqtune.config import QuantizerConfig, TrainConfig, validate
+from vqtune.config import TrainConfig, VQConfig, validate
 from vqtune.data import load_images
 from vqtune.errors import VqtuneError
 from vqtune.train import fit
 
 SECTION = "quantizers"  # the run with the schema's dead-code restarts; other dead_code_steps: section_of(N)
-SCHEMA_DEAD_CODE_STEPS = QuantizerConfig.model_fields["dead_code_steps"].default
+SCHEMA_DEAD_CODE_STEPS = VQConfig.model_fields["dead_code_steps"].default
 ACTIVE_TARGET = 0.90     # an alternative keeps at least 90% of its K codes active on the validation split...
 MSE_SLACK = 0.05         # ...with a val_recon_mse at most 5% above the default's...
 ALTERNATIVES_NEEDED = 2  # ...and at least two alternatives do so, where the default keeps fewer than 90%

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vqtune.models import VQVAE, FiniteScalarQuantizer, VectorQuantizer
-from vqtune.models.quantizer import rotate_to
+from vqtune.models.quantizers import rotate_to
 
 
 def _fsq_bound_by_hand(z: float, levels: int) -> float:
@@ -170,3 +170,29 @@ def test_each_vq_option_trains_a_vqvae_end_to_end(options):
     (torch.nn.functional.mse_loss(out.reconstruction, x) + out.vq.loss).backward()
     assert all(p.grad is not None for p in model.encoder.parameters())
     torch.testing.assert_close(model.decode(model.encode(x)), model.eval()(x).reconstruction)
+
+
+def test_each_kind_of_the_config_is_a_quantizer_built_from_its_section():
+    from vqtune.config import QUANTIZER_KINDS, load_train_config
+    from vqtune.models import QUANTIZERS, Quantizer
+    from vqtune.train import build_model
+
+    assert set(QUANTIZERS) == set(QUANTIZER_KINDS)  # one class per kind, and the same names
+    for kind in QUANTIZERS:
+        config = load_train_config(None, [f"quantizer.kind={kind}", "model.embedding_dim=4", "model.levels=2"])
+        model = build_model(config, in_channels=1)
+        for quantizer in model.quantizers:
+            assert isinstance(quantizer, QUANTIZERS[kind]) and isinstance(quantizer, Quantizer)
+            assert (quantizer.codebook_size, quantizer.embedding_dim) == (config.codebook_size, 4)
+
+
+def test_the_codebook_rules_are_chosen_once_from_the_options():
+    from vqtune.models.quantizers import EMAUpdate, KMeansInit, LossUpdate, Restarts, straight_through
+
+    vq = VectorQuantizer(8, 4)
+    assert isinstance(vq.codebook_rule, EMAUpdate) and not isinstance(vq.restarts, Restarts)
+    assert not isinstance(vq.initialize, KMeansInit) and vq.estimate is straight_through
+    vq = VectorQuantizer(8, 4, ema=False, dead_code_steps=3, kmeans_init=True, estimator="rotation")
+    assert isinstance(vq.codebook_rule, LossUpdate) and isinstance(vq.embedding, torch.nn.Parameter)
+    assert isinstance(vq.restarts, Restarts) and vq.restarts.steps == 3
+    assert isinstance(vq.initialize, KMeansInit) and vq.estimate is rotate_to

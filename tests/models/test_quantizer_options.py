@@ -3,16 +3,18 @@ and one training step of every combination of the codebook quantizer's options, 
 model the trainer builds from a TrainConfig."""
 
 import itertools
+import re
 from typing import Optional
 
 import pytest
 import torch
 import torch.nn.functional as F
-from pydantic import ValidationError
 
-from vqtune.config import DataConfig, TrainConfig
+from vqtune.config import DataConfig, TrainConfig, VQConfig, validate
 from vqtune.data import load_images
-from vqtune.models import FiniteScalarQuantizer, VectorQuantizer
+from vqtune.errors import ConfigError
+from vqtune.models import FiniteScalarQuantizer
+from vqtune.models.quantizers import Restarts
 from vqtune.train import build_model
 
 
@@ -113,13 +115,13 @@ def _one_step_then_eval(config: TrainConfig, x: torch.Tensor) -> None:
 def test_one_training_step_of_every_codebook_option_combination(options, levels, photos, monkeypatch):
     config = _config(levels, {"kind": "vq", **options}, codebook_size=CODES)
     restarts = []
-    restart = VectorQuantizer._restart
+    restart = Restarts.restart
 
-    def recording_restart(self, dead, flat):
+    def recording_restart(self, vq, dead, flat):
         restarts.append(bool(dead.any()))
-        return restart(self, dead, flat)
+        return restart(self, vq, dead, flat)
 
-    monkeypatch.setattr(VectorQuantizer, "_restart", recording_restart)
+    monkeypatch.setattr(Restarts, "restart", recording_restart)
     _one_step_then_eval(config, photos)
     # restarts on: each level's quantizer re-seeded its unused codes in this very step
     assert restarts == ([True] * levels if options["dead_code_steps"] else [])
@@ -135,5 +137,11 @@ def test_one_training_step_of_fsq(fsq_levels, levels, photos):
 def test_schema_refuses_codebook_options_with_fsq(options):
     # dead_code_steps is 0 or 1 in every combination, never the schema's default: each one sets a codebook
     # option that FSQ, having no codebook, does not take
-    with pytest.raises(ValidationError, match="applies to quantizer.kind vq only"):
-        _config(1, {"kind": "fsq", **options})
+    data = {"data": {"resolution": 16}, "quantizer": {"kind": "fsq", **options}, "device": "cpu"}
+    with pytest.raises(ConfigError) as refused:
+        validate(TrainConfig, data, "train.yaml")
+    # what a user reads: one line naming the first such key (one away from its default) and the fix, then how many
+    # more there are
+    key = re.fullmatch(r"train\.yaml: quantizer\.(\w+): applies to quantizer\.kind vq only; remove it or set "
+                       r"quantizer\.kind: vq( \(and \d+ more\))?", str(refused.value)).group(1)
+    assert options[key] != VQConfig.model_fields[key].default

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vqtune.config._conditions import active_params, condition_order, enabling_values
-from vqtune.config._loading import deep_copy, format_validation_error, set_path, unknown_key
+from vqtune.config._loading import deep_copy, error_key, format_validation_error, set_path, unknown_key
 from vqtune.config._train import TrainConfig
 from vqtune.errors import ConfigError
 from vqtune.metrics import METRICS as METRIC_INFO
@@ -125,7 +125,7 @@ def _refused_end(param: IntParam | FloatParam, key: str, base: dict) -> Optional
         try:
             TrainConfig.model_validate(trial)
         except ValidationError as exc:
-            if ".".join(str(part) for part in exc.errors()[0]["loc"]) == key:
+            if error_key(exc.errors()[0], TrainConfig) == key:
                 reason = format_validation_error(exc, "base", TrainConfig).split(": ", 1)[1]
                 return (f"space.{key}.{end}: space.{key} = {getattr(param, end)!r} gives an invalid training config: "
                         f"{reason}; narrow the range (vqtune config describes what {key} accepts)")

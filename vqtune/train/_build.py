@@ -8,7 +8,7 @@ import torch
 
 from vqtune.config import TrainConfig, validate
 from vqtune.errors import ConfigError
-from vqtune.models import VQVAE, VQVAE2, FiniteScalarQuantizer, VectorQuantizer
+from vqtune.models import QUANTIZERS, VQVAE, VQVAE2, Quantizer
 from vqtune.train._checkpoint import fields_of, load_checkpoint
 
 
@@ -22,16 +22,10 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_quantizer(config: TrainConfig) -> VectorQuantizer | FiniteScalarQuantizer:
-    """The quantizer the config's ``quantizer.kind`` names, with its options."""
-    q, dim = config.quantizer, config.model.embedding_dim
-    if q.kind == "fsq":
-        return FiniteScalarQuantizer(q.fsq_levels, dim)
-    return VectorQuantizer(
-        config.model.codebook_size, dim, beta=q.beta, ema=q.ema, decay=q.decay, eps=q.eps,
-        dead_code_steps=q.dead_code_steps, kmeans_init=q.kmeans_init, codebook_dim=q.codebook_dim,
-        normalize=q.normalize, estimator=q.estimator,
-    )
+def build_quantizer(config: TrainConfig) -> Quantizer:
+    """The quantizer the config's ``quantizer.kind`` names (:data:`vqtune.models.QUANTIZERS`), with its options."""
+    q = config.quantizer
+    return QUANTIZERS[q.kind].from_options(config.codebook_size, config.model.embedding_dim, **q.options())
 
 
 def build_model(config: TrainConfig, in_channels: int) -> VQVAE | VQVAE2:

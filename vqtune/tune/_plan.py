@@ -51,7 +51,7 @@ def search_warnings(space: SearchSpace) -> list[str]:
     except VqtuneError:  # data that cannot load: the search's own loading says why, in its words
         return warnings
     if sizes.val_sources < MIN_VAL_SOURCES or sizes.val_images < MIN_VAL_IMAGES:
-        unit = "file" if where.source == "folder" else "photo" if where.source == "skimage-photos" else "image"
+        unit = sizes.unit
         share = f"data.val_fraction (now {where.val_fraction:g})"
         warnings.append(
             f"the validation split is tiny: {sizes.val_sources} {unit}{'s' * (sizes.val_sources != 1)} "
@@ -172,9 +172,11 @@ class _Costed:
 
 
 def _get(config: TrainConfig, key: str) -> Any:
+    """The value of the dotted ``key`` in ``config``; None for a key its sections do not have (an option of
+    another quantizer kind: a parameter that a when-condition disables there)."""
     value: Any = config
     for part in key.split("."):
-        value = getattr(value, part)
+        value = getattr(value, part, None)
     return value
 
 
@@ -217,7 +219,7 @@ def _data_load_seconds(config: TrainConfig) -> tuple[float, str]:
     from vqtune.data import load_images
 
     data = config.data
-    if data.source == "folder" and not split_sizes(data).exact:
+    if not split_sizes(data).exact:  # only a folder is counted rather than decoded
         return 0.0, "not timed: the folder is decoded once, before the first trial, which a dry run does not do"
     start = time.perf_counter()
     load_images(data)

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from vqtune.models.quantizer import QuantizerOutput, perplexity_of
+from vqtune.models.quantizers._protocol import QuantizerOutput, perplexity_of
 
 # The paper's recommended levels for a codebook of about 2^bits codes (Table 1).
 RECOMMENDED_LEVELS = {8: [8, 6, 5], 10: [8, 5, 5, 5], 12: [7, 5, 5, 5, 5], 14: [8, 8, 8, 6, 5], 16: [8, 8, 8, 5, 5, 5]}
@@ -52,6 +52,16 @@ class FiniteScalarQuantizer(nn.Module):
         self.register_buffer("basis", torch.tensor(basis, dtype=torch.long), persistent=False)
         self.project_in = nn.Conv2d(embedding_dim, channels, 1) if channels != embedding_dim else None
         self.project_out = nn.Conv2d(channels, embedding_dim, 1) if channels != embedding_dim else None
+
+    @classmethod
+    def from_options(cls, codebook_size: int, embedding_dim: int, levels: Sequence[int]) -> "FiniteScalarQuantizer":
+        """The quantizer of the config section ``quantizer`` with ``kind: fsq``; ``codebook_size`` must be the
+        product of the ``levels``."""
+        quantizer = cls(levels, embedding_dim)
+        if quantizer.codebook_size != codebook_size:
+            raise ValueError(f"levels {quantizer.levels_list} give K = {quantizer.codebook_size} codes, "
+                             f"not {codebook_size}")
+        return quantizer
 
     def _per_channel(self, values: torch.Tensor) -> torch.Tensor:
         return values.view(1, -1, 1, 1)
