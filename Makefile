@@ -17,8 +17,11 @@ install: $(INSTALLED)
 demo: $(INSTALLED)
 	$(VENV)/bin/vqtune run search_spaces/quick.yaml
 
+# The suite spends most of its time waiting (Ray sessions starting, workers restarting, heartbeats going stale),
+# so it runs in TEST_WORKERS processes side by side, each test file whole in one of them.
+TEST_WORKERS ?= 3
 test: $(INSTALLED)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Every figure of BENCHMARKS.md, measured in one run (about 50 min on 2 idle CPU cores, estimated from its parts when
 # whole_model.py took 6 of them; pruning two-stage searches by bounds, its last run took 40 min on a busy machine);

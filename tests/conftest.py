@@ -1,6 +1,21 @@
+import os
+import shutil
+import tempfile
+
 import pytest
 
 from vqtune.config import TrainConfig
+
+# Each test process has a Ray directory of its own. Ray's default, /tmp/ray, records the cluster started last, and a
+# session that starts without an address joins it: with test processes side by side (make test runs several), a
+# search would join another process's cluster (a multi-node one, or one being shut down). Short, as Ray's socket
+# paths below it must stay within the 107 characters of a Unix socket path.
+_RAY_TMPDIR = tempfile.mkdtemp(prefix="vqtray-", dir="/tmp")
+os.environ["RAY_TMPDIR"] = _RAY_TMPDIR
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_RAY_TMPDIR, ignore_errors=True)
 
 
 @pytest.fixture
