@@ -40,7 +40,7 @@ class _QuantizerSection(BaseModel):
 
 
 class VQConfig(_QuantizerSection):
-    """How the encoder outputs become codes: the nearest code of a learned codebook (``kind: vq``)."""
+    """How the encoder outputs become codes: the nearest code of a learned codebook (kind: vq)."""
 
     kind: Literal["vq"] = Field("vq", description=KIND_DESCRIPTION)
     beta: float = Field(0.25, gt=0.0, le=10.0, description="vq: commitment cost (paper: 0.25, robust 0.1-2.0).")
@@ -68,7 +68,7 @@ class VQConfig(_QuantizerSection):
 
 
 class FSQConfig(_QuantizerSection):
-    """How the encoder outputs become codes: finite scalar quantization (``kind: fsq``), no codebook to learn."""
+    """How the encoder outputs become codes: finite scalar quantization (kind: fsq), no codebook to learn."""
 
     codebook_size_from: ClassVar[str] = "the product of quantizer.levels"
 
