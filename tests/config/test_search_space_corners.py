@@ -101,8 +101,7 @@ def test_categorical_corner_of_shipped_space_trains(name, params):
     assert {key: _get(config, key) for key in params} == {key: _get(trial, key) for key in params}
 
     data = config.data
-    channels = data.channels or (1 if data.source == "fashion-mnist" else 3)  # as load_images reads the source
-    stage = VQVAEStage(config, photos(data.size[0], channels), torch.device("cpu"))
+    stage = VQVAEStage(config, photos(data.size[0], data.image_channels), torch.device("cpu"))
     assert stage.steps == 1
     metrics, train_loss = stage.train_epoch(1, Reporter())
     assert math.isfinite(train_loss)
@@ -114,7 +113,7 @@ def test_categorical_corner_of_shipped_space_trains(name, params):
     # Stage 2 as the trial's PriorStage takes it, on codes of the model just trained (a prior-only trial's
     # checkpoint would have a model of its own; its codes are grids of the same kind).
     grids = {}
-    for split, images in (("train", stage.train_u8), ("val", stage.val_u8)):
+    for split, images in (("train", stage.images.train), ("val", stage.images.val)):
         codes = stage.model.encode(to_model_space(images))  # one grid, or (top, bottom)
         grids[split] = codes if isinstance(codes, tuple) else (codes,)
     top_downsample = config.model.top_downsample if config.model.levels == 2 else None

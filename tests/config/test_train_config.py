@@ -80,7 +80,8 @@ def test_schema_is_the_only_source_of_defaults():
 def test_described_config_loads_back(tmp_path):
     from vqtune.config import describe
 
-    config = load_train_config(None, ["data.resolution=[16, 32]", "quantizer.eps=1e-6", "data.path=/tmp/x"])
+    config = load_train_config(None, ["data.source=fashion-mnist", "data.resolution=[16, 32]", "quantizer.eps=1e-6",
+                                      "data.path=/tmp/x"])
     text = describe(config)
     assert "# D: size of each code vector." in text  # the schema's own words
     path = tmp_path / "described.yaml"

@@ -5,12 +5,12 @@ import os
 import pytest
 import torch
 
-from vqtune.config import DataConfig
+from vqtune.config import FolderConfig
 from vqtune.data import _folder, load_images
 
 
-def cached(root, tmp_path) -> DataConfig:
-    return DataConfig(source="folder", path=root, cache_dir=tmp_path / "cache", resolution=16, crops_per_image=3)
+def cached(root, tmp_path) -> FolderConfig:
+    return FolderConfig(path=root, cache_dir=tmp_path / "cache", resolution=16, crops_per_image=3)
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_changes_miss_the_cache(photo_dir, tmp_path, decodes):
 
 def test_environment_variable_sets_the_cache_dir(photo_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("VQTUNE_CACHE_DIR", str(tmp_path / "env-cache"))
-    load_images(DataConfig(source="folder", path=photo_dir, resolution=16, crops_per_image=2))
+    load_images(FolderConfig(path=photo_dir, resolution=16, crops_per_image=2))
     assert len(list((tmp_path / "env-cache").glob("folder-*.npz"))) == 1
 
 

@@ -9,13 +9,13 @@ import torch
 from PIL import Image
 
 from tests.data.conftest import photo
-from vqtune.config import DataConfig, validate
+from vqtune.config import FolderConfig, validate
 from vqtune.data import load_images
 from vqtune.errors import ConfigError, DataError
 
 
-def folder(root: Path, tmp_path: Path, **settings) -> DataConfig:
-    return DataConfig(source="folder", path=root, cache_dir=tmp_path / "cache", **settings)
+def folder(root: Path, tmp_path: Path, **settings) -> FolderConfig:
+    return FolderConfig(path=root, cache_dir=tmp_path / "cache", **settings)
 
 
 def test_mixed_tree_random_crops(mixed_tree, tmp_path, caplog):
@@ -134,7 +134,7 @@ def test_decompression_bomb_is_an_error_naming_the_file(tmp_path, monkeypatch, l
 
 def test_missing_path_is_named(tmp_path):
     with pytest.raises(ConfigError, match="data.path is required when data.source is folder"):
-        validate(DataConfig, {"source": "folder"}, "run.yaml")
+        validate(FolderConfig, {"source": "folder"}, "run.yaml")
     with pytest.raises(DataError, match=str(tmp_path / "nowhere")):
         load_images(folder(tmp_path / "nowhere", tmp_path))
 

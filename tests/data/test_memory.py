@@ -3,7 +3,7 @@
 import pytest
 
 from vqtune.cli import main
-from vqtune.config import DataConfig
+from vqtune.config import DataConfig, FolderConfig
 from vqtune.data import load_images
 from vqtune.data._memory import check_fits, dataset_bytes
 from vqtune.errors import DataError
@@ -27,7 +27,7 @@ def test_a_dataset_larger_than_memory_is_refused_naming_the_keys():
 
 
 def test_the_run_states_the_size_and_refuses_what_this_machine_cannot_hold(photo_dir, tmp_path, capsys):
-    data = load_images(DataConfig(source="folder", path=photo_dir, resolution=16, crops_per_image=4,
+    data = load_images(FolderConfig(path=photo_dir, resolution=16, crops_per_image=4,
                                   cache_dir=tmp_path / "cache"))
     size = data.train.numel() + data.val.numel()
     assert f"({size / 1024:.1f} KiB of uint8 images)" in data.description

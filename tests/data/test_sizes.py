@@ -2,14 +2,14 @@
 
 import pytest
 
-from vqtune.config import DataConfig, load_train_config
+from vqtune.config import FolderConfig, load_train_config
 from vqtune.data import load_images, split_sizes
 
 
 @pytest.mark.parametrize("settings", [{"crop": "random", "crops_per_image": 5}, {"crop": "center"},
                                       {"crop": "random", "crops_per_image": 5, "max_images": 9}])
 def test_split_sizes_match_the_loaded_folder(photo_dir, tmp_path, settings):
-    cfg = DataConfig(source="folder", path=photo_dir, resolution=16, cache_dir=tmp_path / "cache", **settings)
+    cfg = FolderConfig(path=photo_dir, resolution=16, cache_dir=tmp_path / "cache", **settings)
     counted = split_sizes(cfg)
     assert not counted.exact and not (tmp_path / "cache").exists()
     data = load_images(cfg)  # decodes and caches

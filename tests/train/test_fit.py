@@ -47,7 +47,7 @@ def test_two_epochs_on_photos_lower_val_mse_and_fill_the_run_dir(tiny_config):
     torch.manual_seed(tiny_config.seed)
     untrained = build_model(tiny_config, in_channels=3).to(memory_format=torch.channels_last)
     variance = float(data.val.double().div(255).var())
-    before = evaluate(untrained, data.val, 64, variance)["val_recon_mse"]
+    before = evaluate(untrained, data.val.split(64), variance)["val_recon_mse"]
 
     recorder = Recorder()
     result = fit(tiny_config, recorder, data=data)

@@ -11,7 +11,7 @@ import torch
 
 from vqtune.data import load_images
 from vqtune.train import Reporter, fit, load_vqvae
-from vqtune.train import _placement
+from vqtune.data import _placement
 from vqtune.train._images import to_model_space
 from vqtune.train._vqvae import VQVAEStage
 
@@ -48,14 +48,14 @@ def test_a_run_on_cuda_lowers_val_mse_and_keeps_the_codebook_in_float32(cuda_con
 
 def test_the_dataset_lives_on_the_device_as_uint8(cuda_config):
     stage = VQVAEStage(cuda_config, load_images(cuda_config.data), torch.device("cuda"))
-    assert stage.train_u8.is_cuda and stage.val_u8.is_cuda
-    assert stage.train_u8.dtype == torch.uint8
+    assert stage.images.train.is_cuda and stage.images.val.is_cuda
+    assert stage.images.train.dtype == torch.uint8
 
 
 def test_a_dataset_too_large_for_the_gpu_is_pinned_and_still_trains(cuda_config, monkeypatch):
     monkeypatch.setattr(_placement, "fits_on_device", lambda dataset_bytes, free_bytes: False)
     stage = VQVAEStage(cuda_config, load_images(cuda_config.data), torch.device("cuda"))
-    assert not stage.train_u8.is_cuda and stage.train_u8.is_pinned()
+    assert not stage.images.train.is_cuda and stage.images.train.is_pinned()
     result = fit(cuda_config.model_copy(update={"run_dir": cuda_config.run_dir.parent / "pinned"}))
     assert result.history[-1]["val_recon_mse"] < result.history[0]["val_recon_mse"]
 

@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from vqtune.config import DataConfig
+from vqtune.config import FolderConfig
 
 log = logging.getLogger("vqtune.data")
 
@@ -30,7 +30,7 @@ class Decoded(NamedTuple):
     warning: str
 
 
-def cache_file(cfg: DataConfig, channels: int, root: Path, files: Sequence[Path]) -> Path:
+def cache_file(cfg: FolderConfig, channels: int, root: Path, files: Sequence[Path]) -> Path:
     """Where the folder ``root`` with these candidate ``files`` and settings is cached.
 
     The key covers each file's relative path, size and mtime, so editing, touching, adding or removing an

@@ -1,21 +1,25 @@
-"""Fashion-MNIST from its IDX files: the official train split for training, t10k for validation."""
+"""The ``fashion-mnist`` source: its IDX files, the official train split for training, t10k for validation."""
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from pathlib import Path
-from typing import Tuple
-
 import numpy as np
 
-from vqtune.config import DataConfig
+from vqtune.config import FashionMnistConfig
 from vqtune.data._memory import check_fits
-from vqtune.data._split import cap_images
+from vqtune.data._protocol import Images, SplitSizes
+from vqtune.data._split import cap_images, capped_sizes
 from vqtune.errors import DataError
 
 DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
 _IDX_UBYTE_3D = 0x00000803  # IDX magic: unsigned bytes, three dimensions
+
+
+def _root(cfg: FashionMnistConfig) -> Path:
+    return Path(cfg.path or os.environ.get("VQTUNE_FASHION_MNIST_DIR") or DEFAULT_DIR).expanduser()
 
 
 def _find(root: Path, split: str) -> Path:
@@ -32,7 +36,7 @@ def _find(root: Path, split: str) -> Path:
 def read_idx_images(path: Path) -> np.ndarray:
     """The images of one IDX file (gzip-compressed or raw): ``uint8 (N, h, w)``."""
     try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
+        with (gzip.open if path.suffix == ".gz" else io.open)(path, "rb") as file:
             raw = file.read()
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read this IDX file ({exc}); replace it with an intact copy") from exc
@@ -51,13 +55,29 @@ def read_idx_images(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=16).reshape(n, height, width)
 
 
-def load_fashion_mnist(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.ndarray, str]:
+def sizes(cfg: FashionMnistConfig) -> SplitSizes:
+    """The sizes :func:`open` gives for ``cfg``, from the two files' headers (exact)."""
+    train, val = (_idx_count(_find(_root(cfg), split)) for split in ("train", "t10k"))
+    n_train, n_val = capped_sizes(train, val, cfg.max_images)
+    return SplitSizes(n_train, n_val, train + val, val, True, "image")
+
+
+def _idx_count(path: Path) -> int:
+    """The image count in an IDX file's header."""
+    with (gzip.open if path.suffix == ".gz" else io.open)(path, "rb") as file:
+        header = file.read(8)
+    if len(header) < 8:
+        raise DataError(f"{path}: not an IDX image file (too short); point data.path at the Fashion-MNIST files")
+    return int.from_bytes(header[4:8], "big")
+
+
+def open(cfg: FashionMnistConfig) -> Images:
     """``train (60000, C, H, W)``, ``val (10000, C, H, W)`` uint8 (fewer under ``max_images``), description.
 
     The official split is kept: ``val_fraction`` is not used. The 28x28 images are zero-padded, centered, to
     ``(H, W) = cfg.size`` (32 suits three halvings); a grey image is repeated for 3 channels.
     """
-    root = Path(cfg.path or os.environ.get("VQTUNE_FASHION_MNIST_DIR") or DEFAULT_DIR).expanduser()
+    root, channels = _root(cfg), cfg.image_channels
     train_path, val_path = _find(root, "train"), _find(root, "t10k")
     train, val = read_idx_images(train_path), read_idx_images(val_path)
     if train.shape[1:] != val.shape[1:]:
@@ -84,4 +104,4 @@ def load_fashion_mnist(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.n
         f"fashion-mnist {root}: {len(train)} train / {len(val)} val images of {height}x{width}x{channels}"
         f" (official split, {h}x{w} originals centered)"
     )
-    return pad(train), pad(val), description
+    return Images(pad(train), pad(val), description)

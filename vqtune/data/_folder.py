@@ -1,10 +1,12 @@
-"""A directory tree of JPEG/PNG/WebP/BMP files, decoded in parallel, split by file, cached on disk."""
+"""The ``folder`` source: a directory tree of JPEG/PNG/WebP/BMP files, decoded in parallel, split by file,
+cached on disk."""
 
 from __future__ import annotations
 
 import logging
 import os
 import warnings
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Tuple
@@ -12,11 +14,12 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image
 
-from vqtune.config import DataConfig
+from vqtune.config import FolderConfig
 from vqtune.data import _cache
 from vqtune.data._decode import crop_image, open_image
 from vqtune.data._memory import check_fits
-from vqtune.data._split import crop_rng, split_images
+from vqtune.data._protocol import Images, SplitSizes
+from vqtune.data._split import crop_rng, crop_sizes, held_out, split_images
 from vqtune.errors import DataError
 
 log = logging.getLogger("vqtune.data")
@@ -35,13 +38,13 @@ def _image_files(root: Path) -> List[Path]:
     return [f for f in files if f.is_file()]
 
 
-def _crops(path: Path, key: str, cfg: DataConfig, channels: int) -> np.ndarray:
+def _crops(path: Path, key: str, cfg: FolderConfig, channels: int) -> np.ndarray:
     img = open_image(path, cfg.size, cfg.crop, cfg.resize, channels)
     return crop_image(img, cfg.size, cfg.crop, cfg.crops_per_image, cfg.resize, crop_rng(cfg.split_seed, key))
 
 
 def _decode_all(
-    root: Path, files: List[Path], keys: List[str], cfg: DataConfig, channels: int
+    root: Path, files: List[Path], keys: List[str], cfg: FolderConfig, channels: int
 ) -> Tuple[List[Tuple[str, np.ndarray]], List[str]]:
     """``(name, crops (K, C, H, W))`` per readable file, and ``"path: reason"`` per unreadable one."""
     groups: List[Tuple[str, np.ndarray]] = []
@@ -68,7 +71,7 @@ def _decode_all(
     return groups, skipped
 
 
-def _decode(root: Path, files: List[Path], cfg: DataConfig, channels: int) -> _cache.Decoded:
+def _decode(root: Path, files: List[Path], cfg: FolderConfig, channels: int) -> _cache.Decoded:
     keys = [f.relative_to(root).as_posix() for f in files]
     groups, skipped = _decode_all(root, files, keys, cfg, channels)
     accepted = " ".join(EXTENSIONS)
@@ -85,15 +88,43 @@ def _decode(root: Path, files: List[Path], cfg: DataConfig, channels: int) -> _c
     return _cache.Decoded(train, val, description, warning)
 
 
-def load_folder(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.ndarray, str]:
+def _root(cfg: FolderConfig) -> Path:
+    root = cfg.path.expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"data.path: {root} is not a directory; set data.path to a directory of images")
+    return root
+
+
+def sizes(cfg: FolderConfig) -> SplitSizes:
+    """The sizes :func:`open` gives for ``cfg``: read from its cache entry when there is one (exact), else counted
+    from the candidate files (not exact: an unreadable file, or one too small for the crop, lowers them)."""
+    root = _root(cfg)
+    files = _image_files(root)
+    if not files:
+        raise DataError(f"data.path: no image under {root}")
+    cached = _cache.cache_file(cfg, cfg.image_channels, root, files)
+    if cached.exists():
+        n_train, n_val = (_npz_length(cached, name) for name in ("train", "val"))
+        return SplitSizes(n_train, n_val, len(files), held_out(len(files), cfg.val_fraction), True, "file")
+    return crop_sizes(cfg, len(files), exact=False, unit="file")
+
+
+def _npz_length(path: Path, name: str) -> int:
+    """The first dimension of array ``name`` in the ``.npz`` at ``path``, from its header alone."""
+    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as file:
+        version = np.lib.format.read_magic(file)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return int(read(file)[0][0])
+
+
+def open(cfg: FolderConfig) -> Images:
     """Crops of every image under ``cfg.path``: ``train (N, C, H, W)``, ``val (M, C, H, W)`` uint8, description.
 
     Files are split between train and val, never their crops. The result is cached on disk (``cfg.cache_dir``,
     else ``$VQTUNE_CACHE_DIR``, else ``~/.cache/vqtune``); any change of the files or settings misses the cache.
     """
-    root = cfg.path.expanduser().resolve()
-    if not root.is_dir():
-        raise DataError(f"data.path: {root} is not a directory; set data.path to a directory of images")
+    root = _root(cfg)
+    channels = cfg.image_channels
     files = _image_files(root)
     check_fits(cfg, len(files), channels)
     cache_file = _cache.cache_file(cfg, channels, root, files)
@@ -105,4 +136,4 @@ def load_folder(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.ndarray,
         log.info("%s: read from the cache %s", decoded.description, cache_file)
     if decoded.warning:
         log.warning(decoded.warning)
-    return decoded.train, decoded.val, decoded.description
+    return Images(decoded.train, decoded.val, decoded.description)

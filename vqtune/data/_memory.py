@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from vqtune.config import DataConfig
+from vqtune.config import SourceConfig
 from vqtune.errors import DataError
 
 # Building the dataset holds each image's crops and then their concatenation: about twice the final tensor.
 PEAK_FACTOR = 2.0
 
 
-def dataset_bytes(cfg: DataConfig, sources: int, channels: int, per_source: Optional[int] = None) -> int:
+def dataset_bytes(cfg: SourceConfig, sources: int, channels: int, per_source: Optional[int] = None) -> int:
     """Bytes of the uint8 (N, C, H, W) train and val tensors built from ``sources`` images (or, for a source of
     fixed images, ``per_source=1``): N = sources x crops per image, capped by ``data.max_images``."""
     crops = per_source if per_source is not None else (cfg.crops_per_image if cfg.crop == "random" else 1)
@@ -39,7 +39,7 @@ def available_bytes() -> Optional[int]:
         return None
 
 
-def check_fits(cfg: DataConfig, sources: int, channels: int, per_source: Optional[int] = None,
+def check_fits(cfg: SourceConfig, sources: int, channels: int, per_source: Optional[int] = None,
                available: Optional[int] = None) -> int:
     """The dataset's size in bytes; a one-line DataError naming the settings to lower when building it would not
     fit in the memory available now (instead of the process being killed half-way)."""

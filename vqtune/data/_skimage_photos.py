@@ -1,17 +1,16 @@
-"""Crops of the photographs bundled with scikit-image: a real, offline, CC0 / public-domain source."""
+"""The ``skimage-photos`` source: crops of the photographs bundled with scikit-image, a real, offline,
+CC0 / public-domain source."""
 
 from __future__ import annotations
 
-from typing import Tuple
-
-import numpy as np
 import skimage.data
 from PIL import Image
 
-from vqtune.config import DataConfig
+from vqtune.config import SkimagePhotosConfig
 from vqtune.data._decode import crop_image, to_channels
 from vqtune.data._memory import check_fits
-from vqtune.data._split import crop_rng, split_images
+from vqtune.data._protocol import Images, SplitSizes
+from vqtune.data._split import crop_rng, crop_sizes, split_images
 
 # `text` and `page` are documents, not photographs; the rest of the bundled images are.
 PHOTOS = (
@@ -20,12 +19,18 @@ PHOTOS = (
 )  # fmt: skip
 
 
-def load_skimage_photos(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.ndarray, str]:
+def sizes(cfg: SkimagePhotosConfig) -> SplitSizes:
+    """The sizes :func:`open` gives for ``cfg`` (exact: the photos are always there)."""
+    return crop_sizes(cfg, len(PHOTOS), exact=True, unit="photo")
+
+
+def open(cfg: SkimagePhotosConfig) -> Images:
     """Crops of the 16 photos: ``train (N, C, H, W)``, ``val (M, C, H, W)`` uint8, and a description.
 
     Photos, not crops, are split between train and val; with the defaults (32x32 random crops, 128 per photo,
     val_fraction 0.15) that is 14 photos -> 1792 train crops and 2 photos -> 256 val crops.
     """
+    channels = cfg.image_channels
     check_fits(cfg, len(PHOTOS), channels)
     groups = []
     for name in PHOTOS:
@@ -41,4 +46,4 @@ def load_skimage_photos(cfg: DataConfig, channels: int) -> Tuple[np.ndarray, np.
         f"skimage-photos: {len(PHOTOS)} photos -> {len(train)} train / {len(val)} val "
         f"{cfg.crop} crops of {height}x{width}x{channels}"
     )
-    return train, val, description
+    return Images(train, val, description)

@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from vqtune.config import SourceConfig
+from vqtune.data._protocol import SplitSizes
 from vqtune.errors import DataError
 
 log = logging.getLogger("vqtune.data")
@@ -98,3 +100,16 @@ def held_out(n_sources: int, val_fraction: float) -> int:
     """How many of ``n_sources`` source images :func:`split_images` holds out for validation (one source: its
     crops are split instead, and it counts as one)."""
     return 1 if n_sources == 1 else _n_val(n_sources, val_fraction)
+
+
+def crop_sizes(cfg: SourceConfig, sources: int, exact: bool, unit: str) -> SplitSizes:
+    """The sizes :func:`split_images` gives for ``sources`` source images of ``cfg``'s crops, each yielding its
+    crops (one image: its crops are split)."""
+    per_source = cfg.crops_per_image if cfg.crop == "random" else 1
+    val_sources = held_out(sources, cfg.val_fraction)
+    if sources == 1:
+        n_val = _n_val(per_source, cfg.val_fraction)
+        n_train, n_val = capped_sizes(per_source - n_val, n_val, cfg.max_images)
+    else:
+        n_train, n_val = capped_sizes((sources - val_sources) * per_source, val_sources * per_source, cfg.max_images)
+    return SplitSizes(n_train, n_val, sources, val_sources, exact, unit)

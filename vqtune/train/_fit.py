@@ -15,7 +15,7 @@ import torch
 
 from vqtune import run_dir as rd
 from vqtune.config import TrainConfig
-from vqtune.data import ImageData, load_images
+from vqtune.data import ImageData, training_data
 from vqtune.train._build import resolve_device
 from vqtune.train._epochs import run_epochs
 from vqtune.train._prior import PriorStage
@@ -89,7 +89,7 @@ def fit(
     first = 1
     for i, name in enumerate(config.stages):
         if name == "vqvae":
-            stage = VQVAEStage(config, data if data is not None else load_images(config.data), device)
+            stage = VQVAEStage(config, training_data(config.data, device, data), device)
             last = config.optim.epochs
         else:
             stage = PriorStage(config, config.prior.vqvae_checkpoint or run_dir / rd.VQVAE.best, device)

@@ -1,10 +1,13 @@
-"""Images between uint8 and model space, and grids of them (reconstructions, samples)."""
+"""Images from model space back to uint8 (``vqtune.data.to_model_space`` is the way there), and grids of them
+(reconstructions, samples)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from PIL import Image
+
+from vqtune.data import to_model_space  # noqa: F401 (the inverse of to_uint8, importable from here)
 
 
 def image_grid(rows: list[torch.Tensor], min_tile: int = 96, gap: int = 2) -> Image.Image:
@@ -31,8 +34,3 @@ def image_grid(rows: list[torch.Tensor], min_tile: int = 96, gap: int = 2) -> Im
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Model-space images in [-0.5, 0.5] (B, C, H, W) -> uint8 (B, C, H, W)."""
     return ((x.float() + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-
-
-def to_model_space(batch_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float32 in [-0.5, 0.5], channels-last (faster convolutions on CPU and GPU)."""
-    return batch_u8.float().div_(255.0).sub_(0.5).contiguous(memory_format=torch.channels_last)

@@ -46,7 +46,7 @@ class _StepClock(Reporter):
 
 
 def in_channels(config: TrainConfig) -> int:
-    return config.data.channels or (1 if config.data.source == "fashion-mnist" else 3)
+    return config.data.image_channels
 
 
 def time_vqvae_steps(config: TrainConfig, steps: int = 3, device: Optional[str] = None) -> StepTime:

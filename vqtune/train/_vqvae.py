@@ -6,7 +6,7 @@ import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -153,9 +153,10 @@ class VQVAEStage:
 
 
 @torch.no_grad()
-def evaluate(model: VQVAE | VQVAE2, images_u8: torch.Tensor, batch_size: int, variance: float,
+def evaluate(model: VQVAE | VQVAE2, batches: Iterable[torch.Tensor], variance: float,
              usage: Optional[list[CodeUsage]] = None, sigma: Optional[float] = None) -> dict:
-    """Reconstruction error and code usage of ``model`` over all of ``images_u8`` (N, C, H, W) uint8:
+    """Reconstruction error and code usage of ``model`` over all of ``batches``, uint8 (B, C, H, W) each (a
+    split: :meth:`TrainingData.val_batches <vqtune.data.TrainingData.val_batches>`, or ``images.split(64)``):
     ``val_recon_mse``, ``val_nmse``, ``val_psnr``, ``val_perplexity``, ``val_usage``, ``val_active_codes``,
     ``val_images_per_s``,
     and with ``sigma`` also ``distortion_nats``: -log p(x | z) per image under the discretised Gaussian decoder.
@@ -168,14 +169,16 @@ def evaluate(model: VQVAE | VQVAE2, images_u8: torch.Tensor, batch_size: int, va
     code counts of the whole split.
     """
     model.eval()
-    device = next(model.parameters()).device  # the images may be pinned in host memory (see _placement.py)
+    device = next(model.parameters()).device
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     usage = usage if usage is not None else _usages(model, device)
     sse = torch.zeros((), dtype=torch.float64, device=device)
     nats = torch.zeros((), dtype=torch.float64, device=device)
+    images = subpixels = 0
     t0 = time.perf_counter()
-    for start in range(0, len(images_u8), batch_size):
-        batch = images_u8[start : start + batch_size].to(device)
+    for batch in batches:
+        batch = batch.to(device)
+        images, subpixels = images + len(batch), subpixels + batch.numel()
         x = to_model_space(batch)
         with autocast:
             out = model(x)
@@ -184,16 +187,16 @@ def evaluate(model: VQVAE | VQVAE2, images_u8: torch.Tensor, batch_size: int, va
             level_usage.update(level.counts)
         if sigma is not None:
             nats += discretized_gaussian_nats(batch, out.reconstruction.float() + 0.5, sigma).sum()
-    mse = float(sse) / images_u8.numel()
+    mse = float(sse) / subpixels
     seconds = time.perf_counter() - t0
-    extra = {"distortion_nats": float(nats) / len(images_u8)} if sigma is not None else {}
+    extra = {"distortion_nats": float(nats) / images} if sigma is not None else {}
     return {
         **extra,
         "val_recon_mse": mse,
         "val_nmse": mse / variance if variance > 0 else math.nan,
         "val_psnr": -10 * math.log10(mse) if mse != 0 else math.inf,  # NaN or -inf for a diverged model
         **_usage_metrics(usage),
-        "val_images_per_s": len(images_u8) / seconds,
+        "val_images_per_s": images / seconds,
     }
 
 

@@ -420,10 +420,7 @@ def _absolute_paths(space: SearchSpace) -> SearchSpace:
         url = url.set(database=str(Path(url.database).resolve()))
         update["storage"] = space.storage.model_copy(update={"url": url.render_as_string(hide_password=False)})
     data, prior = space.base.data, space.base.prior
-    base: dict = {"data": data.model_copy(update={
-        "path": data.path.resolve() if data.path else None,
-        "cache_dir": data.cache_dir.resolve() if data.cache_dir else None,
-    })}
+    base: dict = {"data": data.with_absolute_paths()}
     if prior is not None and prior.vqvae_checkpoint is not None:
         base["prior"] = prior.model_copy(update={"vqvae_checkpoint": prior.vqvae_checkpoint.resolve()})
     update["base"] = space.base.model_copy(update=base)

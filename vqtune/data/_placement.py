@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-log = logging.getLogger("vqtune.train")
+log = logging.getLogger("vqtune.data")
 
 # The dataset may take this share of the GPU's free memory; the rest is for the model, its optimizer state and
 # the activations of a batch.

@@ -5,7 +5,7 @@ import logging
 
 import torch
 
-from vqtune.train._placement import GIB, fits_on_device, place
+from vqtune.data._placement import GIB, fits_on_device, place
 
 
 def test_a_dataset_may_take_half_of_the_free_gpu_memory():
@@ -18,7 +18,7 @@ def test_too_large_a_dataset_is_pinned_in_host_memory_with_a_notice(monkeypatch,
     pinned = []
     monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(self) or self)
     train, val = torch.zeros(300, 3, 64, 64, dtype=torch.uint8), torch.zeros(50, 3, 64, 64, dtype=torch.uint8)
-    with caplog.at_level(logging.WARNING, logger="vqtune.train"):
+    with caplog.at_level(logging.WARNING, logger="vqtune.data"):
         placed = place([train, val], torch.device("cuda"), free_bytes=4 * 2**20)  # 4 MiB free, 4.3 MiB of data
     assert [t.device.type for t in placed] == ["cpu", "cpu"] and len(pinned) == 2
     (record,) = caplog.records

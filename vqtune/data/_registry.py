@@ -1,22 +1,27 @@
-"""The dataset a training run sees, and the dispatch from ``data.source`` to the reader that builds it."""
+"""The data sources by name, the dataset a training run sees, and the dispatch from ``data.source`` to its source.
+
+A new source is a module with ``sizes(cfg)`` and ``open(cfg)`` (see ``_protocol.py``), one line in ``SOURCES``,
+and a config class of the same name in ``vqtune.config.DATA_SOURCES``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import torch
 
-from vqtune.config import DataConfig
-from vqtune.data._fashion_mnist import load_fashion_mnist
-from vqtune.data._folder import load_folder
+from vqtune.config import SourceConfig
+from vqtune.data import _fashion_mnist, _folder, _skimage_photos
 from vqtune.data._memory import human
-from vqtune.data._skimage_photos import load_skimage_photos
+from vqtune.data._protocol import Source, SplitSizes
 
-_READERS = {
-    "skimage-photos": load_skimage_photos,
-    "folder": load_folder,
-    "fashion-mnist": load_fashion_mnist,
+# source -> its module. A new source: one line here.
+SOURCES: Mapping[str, Source] = {
+    "skimage-photos": _skimage_photos,
+    "folder": _folder,
+    "fashion-mnist": _fashion_mnist,
 }
 
 
@@ -36,19 +41,28 @@ class ImageData:
     description: str
 
 
-def load_images(cfg: DataConfig) -> ImageData:
+def load_images(cfg: SourceConfig) -> ImageData:
     """Read ``cfg.source`` into ``uint8 (N, C, H, W)`` train and val tensors, ``(H, W) = cfg.size``.
 
     Raises:
         DataError: the source is missing, empty, unreadable, or cannot give images of this size.
 
+    >>> from vqtune.config import DataConfig
     >>> data = load_images(DataConfig(resolution=16, crops_per_image=4))
     >>> data.train.dtype, tuple(data.train.shape[1:])
     (torch.uint8, (3, 16, 16))
     """
-    channels = cfg.channels or (1 if cfg.source == "fashion-mnist" else 3)
-    train, val, description = _READERS[cfg.source](cfg, channels)
+    train, val, description = SOURCES[cfg.source].open(cfg)
     description = f"{description} ({human(train.nbytes + val.nbytes)} of uint8 images)"
     return ImageData(
         torch.from_numpy(np.ascontiguousarray(train)), torch.from_numpy(np.ascontiguousarray(val)), description
     )
+
+
+def split_sizes(cfg: SourceConfig) -> SplitSizes:
+    """The sizes :func:`load_images` would give for ``cfg``; reads headers, file lists and the folder cache only.
+
+    Raises:
+        DataError: the source is missing or empty.
+    """
+    return SOURCES[cfg.source].sizes(cfg)
