@@ -59,10 +59,12 @@ def test_no_tensorboard(ray_session, tmp_path):
                        base={**make_space(tmp_path).base.model_dump(mode="json"), "optim": {"epochs": 2}})
     printed = io.StringIO()
     result = run_study(space, console=Console(file=printed, width=1000))
-    # said before the search starts: the pruner waits 2 epochs of 2; the bundled photos' tiny split
+    # said before the search starts: the pruner waits 2 epochs of 2, and so does the perplexity rule; the bundled
+    # photos' tiny split
     lines = printed.getvalue().splitlines()
     assert lines[0].startswith("vqtune: warning: pruner median cannot prune: n_warmup_steps 2")
-    assert lines[1].startswith("vqtune: warning: the validation split is tiny: 2 photos")
+    assert lines[1].startswith("vqtune: warning: perplexity rule cannot prune: warmup_epochs 1")
+    assert lines[2].startswith("vqtune: warning: the validation split is tiny: 2 photos")
     trial = result.study.trials[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert not list((tmp_path / "trials" / "tiny").rglob("events.out.tfevents*"))

@@ -190,6 +190,8 @@ def _sub_model(model: Optional[Type[BaseModel]], name: str) -> Optional[Type[Bas
         candidate = candidates.pop(0)
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
+        if typing.get_origin(candidate) is dict:  # a mapping of sections (space:) is no section itself
+            continue
         candidates.extend(typing.get_args(candidate))
     return None
 
