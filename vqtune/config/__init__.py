@@ -28,9 +28,10 @@ from vqtune.config._search import (
     SearchSpace,
     Storage,
 )
+from vqtune.config._data import DataConfig
 from vqtune.config._prior import PRIOR_KINDS, PixelCNNPriorConfig, PriorConfig, prior_config
 from vqtune.config._quantizer import QUANTIZER_KINDS, FSQConfig, QuantizerConfig, VQConfig, quantizer_config
-from vqtune.config._train import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from vqtune.config._train import ModelConfig, OptimConfig, TrainConfig
 
 __all__ = [
     "DEFAULT_STORAGE",

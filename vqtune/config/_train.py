@@ -7,11 +7,9 @@ from typing import Literal, Optional, Tuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vqtune.config._bounds import (  # noqa: F401 (the bounds, importable from here as before)
-    MAX_BATCH, MAX_CHANNELS, MAX_CODEBOOK, MAX_CROPS, MAX_EPOCHS, MAX_SEED, MAX_SIDE, MAX_STEPS,
-)
-from vqtune.config._data import DataConfig, DataSection  # noqa: F401 (DataConfig: importable from here as before)
-from vqtune.config._prior import PriorConfig, PriorSection  # noqa: F401 (PriorConfig: importable from here as before)
+from vqtune.config._bounds import MAX_BATCH, MAX_CHANNELS, MAX_CODEBOOK, MAX_EPOCHS, MAX_SEED
+from vqtune.config._data import DataConfig, DataSection
+from vqtune.config._prior import PriorSection
 from vqtune.config._quantizer import DEFAULT_KIND as DEFAULT_QUANTIZER_KIND, QuantizerConfig, VQConfig
 
 
